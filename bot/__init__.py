@@ -1,0 +1,1 @@
+"""atombot: the running system (settings, composition root, CLI, router, scheduler, adapters)."""

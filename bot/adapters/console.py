@@ -1,0 +1,175 @@
+"""The console adapter: one request per stdin line, results printed to stdout.
+
+``printf 'draft an email to Dana about the delay\\n' | atombot run`` works as a script: when
+stdin closes the adapter waits (bounded) for the tasks it created, then the app exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from bot.adapters.base import Services
+from bot.texts import detect_locale, t
+from bot.types import Action, ActionEvent, Inbound, Target, View
+from storage.tables import TERMINAL_STATUSES
+
+PLATFORM = "console"
+
+
+class ConsoleAdapter:
+    """Reads requests from a text stream and prints acknowledgements, progress and results."""
+
+    platform = PLATFORM
+    max_text = 100_000
+    min_edit_interval = 0.0
+
+    def __init__(
+        self,
+        *,
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        user: str = "console",
+        tenant: str = "local",
+        channel: str = "console",
+        timezone: str = "UTC",
+        wait_timeout: float = 600.0,
+    ) -> None:
+        self._stdin = stdin
+        self._stdout = stdout
+        self.user = user
+        self.tenant = tenant
+        self.channel = channel
+        self.timezone = timezone
+        self.wait_timeout = wait_timeout
+        self._printed: dict[str, set[str]] = {}
+        self._next_id = 0
+        self._created: set[int] = set()
+        self._services: Services | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self.finished = asyncio.Event()
+        self.on_finished: Callable[[], None] | None = None
+
+    def _out(self, text: str) -> None:
+        stream = self._stdout or sys.stdout
+        stream.write(text + "\n")
+        stream.flush()
+
+    async def start(self, services: Services) -> None:
+        """Start reading lines in the background."""
+        self._services = services
+        self._reader = asyncio.create_task(self._read_loop())
+
+    async def stop(self) -> None:
+        """Stop reading."""
+        if self._reader is not None:
+            self._reader.cancel()
+
+    async def _read_loop(self) -> None:
+        assert self._services is not None
+        stream = self._stdin or sys.stdin
+        run_id = f"{asyncio.get_running_loop().time():.6f}"
+        line_no = 0
+        while True:
+            line = await asyncio.to_thread(stream.readline)
+            if not line:
+                break
+            line_no += 1
+            await self.handle_line(line.rstrip("\n"), event_id=f"{run_id}:{line_no}")
+        await self._wait_for_tasks()
+        self.finished.set()
+        if self.on_finished is not None:
+            self.on_finished()
+
+    async def handle_line(self, line: str, *, event_id: str) -> None:
+        """Route one input line (a request, or ``/rate ID up|down``)."""
+        assert self._services is not None
+        if line.strip().startswith("/rate"):
+            await self._rate(line.strip(), event_id)
+            return
+        reply = await self._services.router.handle(
+            Inbound(
+                platform=PLATFORM,
+                tenant=self.tenant,
+                channel=self.channel,
+                user=self.user,
+                text=line,
+                event_id=event_id,
+                timezone=self.timezone,
+            )
+        )
+        self._created.update(reply.task_ids)
+        self._out(reply.text)
+        self._services.notify()
+
+    async def _rate(self, line: str, event_id: str) -> None:
+        assert self._services is not None
+        parts = line.split()
+        locale = detect_locale(line)
+        actions = {"up": Action.rate_up, "down": Action.rate_down, "+1": Action.rate_up, "-1": Action.rate_down}
+        if len(parts) != 3 or not parts[1].lstrip("#").isdigit() or parts[2].lower() not in actions:
+            self._out(t("rate.usage", locale))
+            return
+        reply = await self._services.router.handle_action(
+            ActionEvent(
+                platform=PLATFORM,
+                tenant=self.tenant,
+                channel=self.channel,
+                user=self.user,
+                action=actions[parts[2].lower()],
+                task_id=int(parts[1].lstrip("#")),
+                event_id=event_id,
+            )
+        )
+        self._out(reply.text)
+
+    async def _wait_for_tasks(self) -> None:
+        assert self._services is not None
+        repo = self._services.repo
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait_timeout
+        announced = False
+        while True:
+            tasks = await repo.tasks_by_ids(sorted(self._created))
+            open_tasks = [x for x in tasks if x.status not in TERMINAL_STATUSES]
+            if not open_tasks:
+                # Let the delivery job print the final results before exiting.
+                delivered = True
+                for request_id in {x.request_id for x in tasks}:
+                    delivery = await repo.delivery_for(request_id)
+                    delivered = delivered and delivery is not None and delivery.done
+                if delivered:
+                    return
+            elif not announced:
+                self._out(t("console.waiting", "en", n=len(open_tasks)))
+                announced = True
+            if loop.time() > deadline:
+                self._out(t("console.timeout", "en", seconds=int(self.wait_timeout), n=len(open_tasks)))
+                return
+            await asyncio.sleep(0.1)
+
+    async def send(self, target: Target, view: View) -> str:
+        """Print the view; the message id is a counter."""
+        self._next_id += 1
+        message_id = str(self._next_id)
+        self._printed[message_id] = set()
+        self._print_new(message_id, view)
+        return message_id
+
+    async def edit(self, target: Target, message_id: str, view: View) -> None:
+        """Print only the parts of the view not printed before for this message."""
+        self._print_new(message_id, view)
+
+    async def notify(self, target: Target, text: str) -> None:
+        """Print a reminder or digest."""
+        self._out(text)
+
+    def _print_new(self, message_id: str, view: View) -> None:
+        seen = self._printed.setdefault(message_id, set())
+        for section in view.sections:
+            for chunk in (section.title, section.text):
+                if chunk and chunk not in seen:
+                    seen.add(chunk)
+                    self._out(chunk)

@@ -1,0 +1,168 @@
+"""The composition root: the one place where atombot's objects are built and wired."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bot.adapters.base import ChatAdapter, Services
+from bot.config import Settings
+from bot.router import Router
+from bot.scheduler import Jobs, Scheduler
+from models.generation.base import Generator
+from models.generation.worker import Worker
+from models.intents.spec import IntentParser
+from storage.db import create_engine
+from storage.migrate import upgrade
+from storage.repository import Repository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class App:
+    """A wired atombot: storage, router, worker, scheduler and adapters."""
+
+    settings: Settings
+    repo: Repository
+    router: Router
+    adapters: dict[str, ChatAdapter]
+    scheduler: Scheduler
+    jobs: Jobs
+    worker: Worker | None
+    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    _worker_task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        """New work was accepted: claim and deliver without waiting for the next poll."""
+        if self.worker is not None:
+            self.worker.wake()
+
+    async def start(self) -> None:
+        """Start the worker, the scheduler jobs and the adapters."""
+        if self.worker is not None:
+            self._worker_task = asyncio.create_task(self.worker.run(self.stop_event))
+        self.jobs.install(poll_seconds=self.settings.poll_seconds, lease_seconds=self.settings.lease_seconds)
+        self.scheduler.start()
+        services = Services(router=self.router, repo=self.repo, notify=self.notify)
+        for adapter in self.adapters.values():
+            await adapter.start(services)
+
+    async def run(self) -> None:
+        """Start, then run until stopped (SIGINT/SIGTERM or the console input ends)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop_event.set)
+        await self.start()
+        try:
+            await self.stop_event.wait()
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Stop adapters, scheduler and worker (releasing claimed tasks), close the database."""
+        self.stop_event.set()
+        for adapter in self.adapters.values():
+            with contextlib.suppress(Exception):
+                await adapter.stop()
+        self.scheduler.shutdown()
+        if self._worker_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker_task
+            self._worker_task = None
+        if self.worker is not None:
+            await self.worker.close()
+        await self.repo.dispose()
+
+
+def build_parser(settings: Settings) -> IntentParser:
+    """The intent classifier: loaded from the data directory, trained on first start."""
+    from models.intents import IntentClassifier
+
+    return IntentClassifier.load_or_train(
+        intents_path=settings.intents,
+        cache_dir=settings.data_dir / "intents",
+        encoder=settings.encoder,
+    )
+
+
+def build_generator(settings: Settings) -> Generator:
+    """The text generator named by the settings (loaded later, in ``Worker.start``)."""
+    from models.generation import build_generator as build
+
+    return build(
+        kind=settings.generator,
+        model=settings.model,
+        openai_base_url=settings.openai_base_url,
+        openai_api_key=settings.openai_api_key,
+        device=settings.device,
+        max_batch=settings.max_batch,
+    )
+
+
+def default_adapters(settings: Settings) -> list[ChatAdapter]:
+    """Slack and/or Telegram when their tokens are set, else the console."""
+    adapters: list[ChatAdapter] = []
+    if settings.slack_bot_token:
+        from bot.adapters.slack import SlackAdapter
+
+        adapters.append(SlackAdapter(settings))
+    if settings.telegram_bot_token:
+        from bot.adapters.telegram import TelegramAdapter
+
+        adapters.append(TelegramAdapter(settings))
+    if not adapters:
+        from bot.adapters.console import ConsoleAdapter
+
+        adapters.append(ConsoleAdapter(timezone=settings.timezone))
+    return adapters
+
+
+async def build_app(
+    settings: Settings,
+    *,
+    parser: IntentParser | None = None,
+    generator: Generator | None = None,
+    adapters: Sequence[ChatAdapter] | None = None,
+    with_worker: bool = True,
+    migrate: bool = True,
+) -> App:
+    """Build a wired :class:`App`. Tests pass their own parser, generator and adapters."""
+    url = settings.resolved_database_url()
+    if migrate:
+        await asyncio.to_thread(upgrade, url)
+    repo = Repository(create_engine(url))
+    if parser is None:
+        parser = await asyncio.to_thread(build_parser, settings)
+    router = Router(
+        repo=repo,
+        parser=parser,
+        max_input_chars=settings.max_input_chars,
+        max_attempts=settings.max_attempts,
+    )
+    chosen = list(adapters) if adapters is not None else default_adapters(settings)
+    adapter_map = {a.platform: a for a in chosen}
+    worker = None
+    if with_worker:
+        worker = Worker(
+            repo=repo,
+            generator=generator if generator is not None else build_generator(settings),
+            lease_seconds=settings.lease_seconds,
+            poll_seconds=min(settings.poll_seconds, 1.0),
+        )
+    scheduler = Scheduler(settings.timezone)
+    jobs = Jobs(repo=repo, adapters=adapter_map, scheduler=scheduler, memory_days=settings.memory_days)
+    return App(
+        settings=settings,
+        repo=repo,
+        router=router,
+        adapters=adapter_map,
+        scheduler=scheduler,
+        jobs=jobs,
+        worker=worker,
+    )

@@ -1,0 +1,189 @@
+"""The ``atombot`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from bot.config import Settings
+
+RUN_HELP = (
+    "Run the bot: adapters (Slack/Telegram when their tokens are set, else the console), "
+    "the scheduler and an in-process generation worker."
+)
+
+
+def _task_dict(task: Any) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "request_id": task.request_id,
+        "kind": task.kind,
+        "status": task.status,
+        "progress": task.progress,
+        "attempts": task.attempts,
+        "depends_on": task.depends_on,
+        "inputs": task.inputs,
+        "result": task.result,
+        "error": task.error,
+        "platform": task.platform,
+        "tenant": task.tenant,
+        "user": task.user,
+        "created_at": task.created_at.isoformat() if task.created_at else None,
+        "finished_at": task.finished_at.isoformat() if task.finished_at else None,
+    }
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.adapters.console import ConsoleAdapter
+    from bot.app import build_app, default_adapters
+
+    adapters = default_adapters(settings)
+    for adapter in adapters:
+        if isinstance(adapter, ConsoleAdapter):
+            adapter.wait_timeout = args.wait_timeout
+        if args.slack_port is not None and adapter.platform == "slack":
+            adapter.port = args.slack_port  # type: ignore[attr-defined]
+    app = await build_app(settings, adapters=adapters, with_worker=not args.no_worker)
+    for adapter in adapters:
+        if isinstance(adapter, ConsoleAdapter):
+            adapter.on_finished = app.stop_event.set
+    await app.run()
+    return 0
+
+
+async def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import build_app
+
+    app = await build_app(settings, adapters=[], parser=_NoParser())
+    assert app.worker is not None
+    stop = app.stop_event
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await app.worker.run(stop)
+    finally:
+        await app.worker.close()
+        await app.repo.dispose()
+    return 0
+
+
+class _NoParser:
+    """The worker process classifies nothing."""
+
+    def parse(self, text: str, *, now_iso: str | None = None, timezone: str = "UTC") -> list[Any]:
+        return []
+
+
+async def _tasks(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.db import create_engine
+    from storage.migrate import upgrade
+    from storage.repository import Repository
+
+    url = settings.resolved_database_url()
+    await asyncio.to_thread(upgrade, url)
+    repo = Repository(create_engine(url))
+    try:
+        if args.tasks_command == "show":
+            task = await repo.get_task(args.id)
+            if task is None:
+                print(f"no task #{args.id}", file=sys.stderr)
+                return 1
+            votes = await repo.feedback_of(args.id)
+            data = _task_dict(task)
+            data["feedback"] = [{"user": v.user, "score": v.score, "reason": v.reason} for v in votes]
+            if args.json:
+                print(json.dumps(data, ensure_ascii=False, indent=2))
+            else:
+                for key, value in data.items():
+                    if key != "result":
+                        print(f"{key}: {value}")
+                print("result:")
+                print(task.result or "")
+            return 0
+        tasks = await repo.list_tasks(status=args.status, limit=args.limit)
+        if args.json:
+            print(json.dumps([_task_dict(x) for x in tasks], ensure_ascii=False, indent=2))
+        else:
+            for task in tasks:
+                print(f"#{task.id}\t{task.status}\t{task.kind}\t{round(task.progress * 100)}%\t{task.user}")
+        return 0
+    finally:
+        await repo.dispose()
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.migrate import current_revision, upgrade
+
+    url = settings.resolved_database_url()
+    upgrade(url)
+    print(f"database at revision {current_revision(url)}")
+    return 0
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``atombot`` command."""
+    parser = argparse.ArgumentParser(
+        prog="atombot",
+        description="atombot: a self-hosted assistant for Slack and Telegram that splits requests "
+        "into atomic tasks and runs them on a GPU worker. Configuration comes from environment "
+        "variables (see README).",
+    )
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default: ATOMBOT_LOG_LEVEL or INFO)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help=RUN_HELP, description=RUN_HELP)
+    run.add_argument("--slack-port", type=int, default=None, help="serve Slack's HTTP endpoint POST /slack/events on this port")
+    run.add_argument("--wait-timeout", type=float, default=600.0, help="console: seconds to wait for open tasks after stdin closes (default 600)")
+    run.add_argument("--no-worker", action="store_true", help="do not run a generation worker in this process")
+    run.set_defaults(func=_run, is_async=True)
+
+    worker = sub.add_parser("worker", help="run a generation worker alone (one per GPU)")
+    worker.set_defaults(func=_worker, is_async=True)
+
+    tasks = sub.add_parser("tasks", help="list tasks, or show one with its result and ratings")
+    tasks.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"], default=None)
+    tasks.add_argument("--limit", type=int, default=50)
+    tasks.add_argument("--json", action="store_true", help="print JSON")
+    tasks_sub = tasks.add_subparsers(dest="tasks_command")
+    show = tasks_sub.add_parser("show", help="show one task")
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true", help="print JSON")
+    tasks.set_defaults(func=_tasks, is_async=True)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply migrations").set_defaults(func=_db, is_async=False)
+
+    try:
+        from bot.cli_intents import register
+    except ImportError:  # pragma: no cover - the intents CLI ships with the classifier
+        pass
+    else:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``atombot`` console script."""
+    parser = build_arg_parser()
+    args = parser.parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(
+        level=(args.log_level or settings.log_level).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    func = args.func
+    if getattr(args, "is_async", False):
+        return int(asyncio.run(func(args, settings)))
+    if "settings" in func.__code__.co_varnames[: func.__code__.co_argcount]:
+        return int(func(args, settings))
+    return int(func(args))

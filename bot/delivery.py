@@ -1,0 +1,148 @@
+"""The delivery job: turns task state into chat messages, once.
+
+Each request gets one message that is posted when its first tick runs and then *edited*
+as its tasks progress and finish, so a restart re-sends nothing. Result text that does not
+fit goes into follow-up parts, each recorded before the next is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from bot.adapters.base import ChatAdapter, DeliveryError
+from bot.render import fit_view, render_request
+from bot.types import Section, Target, View
+from storage.repository import Repository
+from storage.tables import TERMINAL_STATUSES, Delivery, Request, Task, TaskStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+#: Changes committed slightly out of timestamp order are still seen.
+CURSOR_OVERLAP = timedelta(seconds=5)
+#: On start, look back this far for results that finished while the bot was down.
+STARTUP_LOOKBACK = timedelta(hours=24)
+MAX_DELIVERY_FAILURES = 8
+
+
+def view_key(view: View) -> str:
+    """A fingerprint of what a message shows (text and buttons)."""
+    raw = view.text + "|" + ";".join(b.data for row in view.buttons for b in row)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def target_of(request: Request | Delivery, *, user: str | None = None, private: bool = False) -> Target:
+    """Where a request's messages go."""
+    return Target(
+        platform=request.platform,
+        tenant=request.tenant,
+        channel=request.channel,
+        thread=request.thread,
+        user=user,
+        private=private,
+    )
+
+
+class Deliverer:
+    """Reads changed tasks and keeps each request's chat message in step with them."""
+
+    def __init__(self, repo: Repository, adapters: Mapping[str, ChatAdapter]) -> None:
+        self.repo = repo
+        self.adapters = adapters
+        self.cursor = utcnow() - STARTUP_LOOKBACK
+
+    async def tick(self) -> int:
+        """One pass; returns how many requests were looked at."""
+        if not self.adapters:
+            return 0
+        changed = await self.repo.changed_since(cursor=self.cursor - CURSOR_OVERLAP)
+        if changed:
+            self.cursor = max(self.cursor, *(t.updated_at for t in changed))
+        request_ids = {t.request_id for t in changed if t.platform in self.adapters}
+        now = utcnow()
+        for delivery in await self.repo.pending_deliveries(platforms=list(self.adapters)):
+            if delivery.next_attempt_at is None or delivery.next_attempt_at <= now:
+                request_ids.add(delivery.request_id)
+        for request_id in sorted(request_ids):
+            await self.sync(request_id)
+        return len(request_ids)
+
+    async def sync(self, request_id: int) -> None:
+        """Bring one request's message up to date (post, edit, follow-up parts)."""
+        request = await self.repo.get_request(request_id)
+        if request is None or request.platform not in self.adapters:
+            return
+        adapter = self.adapters[request.platform]
+        tasks = await self.repo.tasks_of_request(request_id)
+        if not any(not t.kind.endswith(".partial") for t in tasks):
+            return
+        delivery = await self.repo.ensure_delivery(request=request)
+        now = utcnow()
+        if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
+            return
+        view = await self._render(request, tasks, now)
+        main, parts = fit_view(view, adapter.max_text, request.locale)
+        key = view_key(main)
+        final = all(t.status in TERMINAL_STATUSES for t in tasks)
+        target = target_of(request, user=request.user, private=request.private)
+        try:
+            if delivery.message_id is None:
+                delivery.message_id = await adapter.send(target, main)
+                self._shown(delivery, key, now)
+            elif key != delivery.last_rendered:
+                if (
+                    not final
+                    and delivery.last_edit_at is not None
+                    and (now - delivery.last_edit_at).total_seconds() < adapter.min_edit_interval
+                ):
+                    delivery.next_attempt_at = delivery.last_edit_at + timedelta(
+                        seconds=adapter.min_edit_interval
+                    )
+                    await self.repo.save_delivery(delivery)
+                    return
+                await adapter.edit(target, delivery.message_id, main)
+                self._shown(delivery, key, now)
+            await self.repo.save_delivery(delivery)
+            if final:
+                while delivery.parts_sent < len(parts):
+                    await adapter.send(target, _text_view(parts[delivery.parts_sent]))
+                    delivery.parts_sent += 1
+                    await self.repo.save_delivery(delivery)
+                delivery.done = True
+                delivery.next_attempt_at = None
+                await self.repo.save_delivery(delivery)
+        except DeliveryError as exc:
+            await self._failed(delivery, exc, now)
+
+    def _shown(self, delivery: Delivery, key: str, now: datetime) -> None:
+        delivery.last_rendered = key
+        delivery.last_edit_at = now
+        delivery.failures = 0
+        delivery.next_attempt_at = None
+
+    async def _failed(self, delivery: Delivery, exc: DeliveryError, now: datetime) -> None:
+        delivery.failures += 1
+        delivery.error = exc.reason
+        if not exc.retryable or delivery.failures >= MAX_DELIVERY_FAILURES:
+            log.error("giving up delivery %s after %d failures: %s", delivery.id, delivery.failures, exc.reason)
+            delivery.done = True
+            delivery.next_attempt_at = None
+        else:
+            wait = exc.retry_after if exc.retry_after is not None else min(2.0**delivery.failures, 300.0)
+            delivery.next_attempt_at = now + timedelta(seconds=wait)
+            log.warning("delivery %s failed (%s); retrying in %.1fs", delivery.id, exc.reason, wait)
+        await self.repo.save_delivery(delivery)
+
+    async def _render(self, request: Request, tasks: list[Task], now: datetime) -> View:
+        positions: dict[int, int] = {}
+        for task in tasks:
+            if task.status == TaskStatus.queued and not task.depends_on:
+                positions[task.id or 0] = await self.repo.queue_position(task)
+        tallies = await self.repo.tallies([t.id or 0 for t in tasks if t.status == TaskStatus.succeeded])
+        return render_request(tasks, request.locale, now=now, positions=positions, tallies=tallies)
+
+
+def _text_view(text: str) -> View:
+    return View(sections=(Section(text=text),))

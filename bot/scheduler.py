@@ -1,0 +1,260 @@
+"""APScheduler behind a small facade, plus atombot's periodic jobs.
+
+Jobs are thin ``async def`` callbacks; every exception goes to the one error funnel
+(:func:`bot.errors.report`) instead of vanishing into APScheduler's logger.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from bot.adapters.base import ChatAdapter, DeliveryError
+from bot.delivery import Deliverer
+from bot.errors import report
+from bot.texts import t
+from bot.types import Target
+from handlers.status import kind_label
+from storage.repository import Repository
+from storage.schemas import RequestCreate, TaskCreate
+from storage.tables import DigestSubscription, Reminder, TaskStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[Any]]
+
+
+class Scheduler:
+    """Owns the AsyncIOScheduler, its timezone and shutdown."""
+
+    def __init__(self, timezone: str = "UTC") -> None:
+        self._scheduler = AsyncIOScheduler(timezone=ZoneInfo(timezone))
+
+    def every(self, seconds: float, job: Job, *, job_id: str) -> None:
+        """Run ``job`` every ``seconds`` (never two runs of it at once)."""
+        self._scheduler.add_job(
+            self._guard(job, job_id),
+            "interval",
+            seconds=seconds,
+            id=job_id,
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(ZoneInfo("UTC")),
+        )
+
+    def cron(self, fields: Mapping[str, Any], timezone: str, job: Job, *, job_id: str) -> None:
+        """Run ``job`` on a cron schedule in ``timezone``."""
+        self._scheduler.add_job(
+            self._guard(job, job_id),
+            CronTrigger(timezone=ZoneInfo(timezone), **fields),
+            id=job_id,
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=3600,
+        )
+
+    def remove(self, job_id: str) -> None:
+        """Drop a job if it exists."""
+        if self._scheduler.get_job(job_id) is not None:
+            self._scheduler.remove_job(job_id)
+
+    def job_ids(self) -> list[str]:
+        """Ids of the scheduled jobs."""
+        return [j.id for j in self._scheduler.get_jobs()]
+
+    def start(self) -> None:
+        """Start firing jobs (needs a running event loop)."""
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        """Stop without waiting for running jobs."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    @staticmethod
+    def _guard(job: Job, job_id: str) -> Job:
+        async def run() -> None:
+            try:
+                await job()
+            except Exception as exc:
+                report(exc, where=f"scheduled job {job_id}")
+
+        return run
+
+
+def next_cron_time(fields: Mapping[str, Any], timezone: str, after: datetime) -> datetime | None:
+    """The first time after ``after`` that matches the cron ``fields`` in ``timezone``."""
+    trigger = CronTrigger(timezone=ZoneInfo(timezone), **fields)
+    nxt: datetime | None = trigger.get_next_fire_time(None, after + timedelta(seconds=1))
+    return nxt
+
+
+class Jobs:
+    """atombot's periodic work: deliveries, the lease reaper, reminders, digests, retention."""
+
+    def __init__(
+        self,
+        *,
+        repo: Repository,
+        adapters: Mapping[str, ChatAdapter],
+        scheduler: Scheduler,
+        memory_days: int = 7,
+    ) -> None:
+        self.repo = repo
+        self.adapters = adapters
+        self.scheduler = scheduler
+        self.deliverer = Deliverer(repo, adapters)
+        self.memory_days = memory_days
+        self._digest_jobs: dict[int, tuple[str, str]] = {}
+
+    def install(self, *, poll_seconds: float, lease_seconds: float) -> None:
+        """Register the periodic jobs on the scheduler."""
+        self.scheduler.every(poll_seconds, self.deliver, job_id="deliver")
+        self.scheduler.every(max(lease_seconds / 4, 1.0), self.reap, job_id="reap")
+        self.scheduler.every(max(poll_seconds, 1.0), self.fire_reminders, job_id="reminders")
+        self.scheduler.every(30.0, self.sync_digests, job_id="digests")
+        self.scheduler.every(3600.0, self.purge_memory, job_id="memory-retention")
+
+    async def deliver(self) -> None:
+        """Post/edit progress and result messages."""
+        await self.deliverer.tick()
+
+    async def reap(self) -> None:
+        """Re-queue tasks whose worker died (lease expired)."""
+        reaped = await self.repo.reap_expired()
+        for task in reaped:
+            log.warning("task %s lease expired: %s", task.id, task.status)
+
+    async def fire_reminders(self) -> None:
+        """Send every due reminder once, and schedule the next one of recurring reminders."""
+        now = utcnow()
+        for reminder in await self.repo.due_reminders(now=now):
+            adapter = self.adapters.get(reminder.platform)
+            if adapter is None:
+                continue
+            nxt = (
+                next_cron_time(reminder.recurrence, reminder.timezone, max(now, reminder.next_fire_at))
+                if reminder.recurrence
+                else None
+            )
+            # Claim the firing first (compare-and-set), so two schedulers never both send it.
+            if not await self.repo.advance_reminder(
+                reminder_id=reminder.id or 0, fired_at=reminder.next_fire_at, next_fire_at=nxt
+            ):
+                continue
+            await self._notify(reminder, t("reminder.fire", reminder.locale, user=reminder.user, what=reminder.what))
+
+    async def _notify(self, where: Reminder | DigestSubscription, text: str) -> None:
+        adapter = self.adapters[where.platform]
+        try:
+            await adapter.notify(target_of_channel(where), text)
+        except DeliveryError as exc:
+            log.error("could not send to %s/%s: %s", where.platform, where.channel, exc.reason)
+
+    async def sync_digests(self) -> None:
+        """Keep one cron job per digest subscription in step with the database."""
+        subs = {s.id or 0: s for s in await self.repo.list_digests() if s.platform in self.adapters}
+        for digest_id in list(self._digest_jobs):
+            if digest_id not in subs:
+                self.scheduler.remove(f"digest-{digest_id}")
+                del self._digest_jobs[digest_id]
+        for digest_id, sub in subs.items():
+            signature = (repr(sorted(sub.cron.items())), sub.timezone)
+            if self._digest_jobs.get(digest_id) == signature:
+                continue
+
+            async def job(digest_id: int = digest_id) -> None:
+                await self.run_digest(digest_id)
+
+            self.scheduler.cron(sub.cron, sub.timezone, job, job_id=f"digest-{digest_id}")
+            self._digest_jobs[digest_id] = signature
+
+    async def run_digest(self, digest_id: int, *, now: datetime | None = None) -> bool:
+        """Send one digest covering the window since the last one; False if nothing was sent."""
+        sub = await self.repo.get_digest(digest_id)
+        if sub is None or sub.platform not in self.adapters:
+            return False
+        end = now or utcnow()
+        start = sub.last_window_end or sub.created_at
+        if not await self.repo.advance_digest_window(
+            digest_id=digest_id, previous_end=sub.last_window_end, new_end=end
+        ):
+            return False  # another scheduler sent this window
+        locale = sub.locale
+        tasks = [
+            x
+            for x in await self.repo.tasks_in_window(
+                platform=sub.platform, tenant=sub.tenant, channel=sub.channel, start=start, end=end
+            )
+            if not x.kind.endswith(".partial") and x.kind != "digest.recap"
+        ]
+        tallies = await self.repo.tallies([x.id or 0 for x in tasks])
+        done = sum(1 for x in tasks if x.status == TaskStatus.succeeded)
+        failed = sum(1 for x in tasks if x.status == TaskStatus.failed)
+        pending = sum(1 for x in tasks if x.status in (TaskStatus.queued, TaskStatus.running))
+        tz = ZoneInfo(sub.timezone)
+        lines = [
+            t(
+                "digest.header",
+                locale,
+                start=start.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+                end=end.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            ),
+            t(
+                "digest.counts",
+                locale,
+                done=done,
+                pending=pending,
+                failed=failed,
+                up=sum(x.up for x in tallies.values()),
+                down=sum(x.down for x in tallies.values()),
+            ),
+        ]
+        lines += [
+            t("digest.task", locale, id=x.id, kind=kind_label(x.kind, locale), status=t(f"state.{x.status}", locale))
+            for x in tasks[:20]
+        ]
+        messages = await self.repo.chat_messages(
+            platform=sub.platform, tenant=sub.tenant, channel=sub.channel, since=start
+        )
+        if messages:
+            material = "\n".join(f"{m.author}: {m.text}" for m in messages if m.sent_at < end)
+            stored = await self.repo.create_request(
+                request=RequestCreate(
+                    platform=sub.platform,
+                    tenant=sub.tenant,
+                    channel=sub.channel,
+                    user=sub.user,
+                    text="digest",
+                    event_id=f"digest:{digest_id}:{end.isoformat()}",
+                    locale=locale,
+                    timezone=sub.timezone,
+                ),
+                tasks=[TaskCreate(kind="digest.recap", inputs={"material": material, "locale": locale})],
+            )
+            lines.append(t("digest.recap_pending", locale, id=stored.tasks[0].id))
+        elif not tasks:
+            lines.append(t("digest.quiet", locale))
+        await self._notify(sub, "\n".join(lines))
+        return True
+
+    async def purge_memory(self) -> None:
+        """Forget chat messages older than the retention period."""
+        if self.memory_days > 0:
+            await self.repo.purge_chat_memory(older_than=utcnow() - timedelta(days=self.memory_days))
+
+
+def target_of_channel(where: Reminder | DigestSubscription) -> Target:
+    """The chat a reminder or digest is sent to."""
+    thread = where.thread if isinstance(where, Reminder) else None
+    return Target(platform=where.platform, tenant=where.tenant, channel=where.channel, thread=thread)
+
+

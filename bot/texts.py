@@ -1,0 +1,243 @@
+"""Every user-visible string, in English (``en``) and Chinese (``zh``).
+
+Call :func:`t` with a key and a locale; unknown locales fall back to English. Keys are
+grouped by where they appear. Keep both locales in step: a test checks they have the same
+keys and placeholders.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Any
+
+LOCALES = ("en", "zh")
+
+EN: dict[str, str] = {
+    # Kinds of tasks, as shown in receipts and progress.
+    "kind.email.draft": "draft email",
+    "kind.reply.draft": "draft reply",
+    "kind.summarize": "summary",
+    "kind.summarize.partial": "partial summary",
+    "kind.reminder.create": "reminder",
+    "kind.task.status": "status",
+    "kind.task.cancel": "cancel",
+    "kind.digest.subscribe": "digest subscription",
+    "kind.digest.unsubscribe": "digest unsubscribe",
+    "kind.digest.recap": "digest recap",
+    "kind.help": "help",
+    # Receipts.
+    "ack.queued": "Queued {tasks}.",
+    "ack.duplicate": "Already on it: {tasks}.",
+    "ack.duplicate_empty": "I already answered that message.",
+    "ack.task": "#{id} {kind}",
+    "ack.and_answered": "{answer}",
+    # Input problems.
+    "input.empty": "Send me a request, for example: “draft an email to Dana about the delayed shipment” or “summarize this thread”. Type help to see everything I can do.",
+    "input.too_long": "That message is {length} characters long; I can take up to {limit}. Send a shorter request, or paste the text in parts.",
+    "input.unreadable": "I couldn't read that message (it has no readable text). Please send it as plain text.",
+    "input.oos": "Sorry, that's not something I can do. I can draft emails and replies, summarize threads, channels or text, set reminders, send daily digests and report on tasks. Type help for examples.",
+    "input.ask.recipients": "Who should the email go to? For example: “draft an email to Dana about …”.",
+    "input.ask.when": "When should I remind you? For example: “remind me tomorrow at 9 to send the report”.",
+    "input.ask.generic": "I need a bit more detail: {missing}.",
+    "help": (
+        "I turn requests into small tasks and work on them:\n"
+        "• draft an email to Dana about the delayed shipment\n"
+        "• draft a reply to this message\n"
+        "• summarize this thread / summarize #sales since yesterday\n"
+        "• remind me tomorrow at 9 to send the report\n"
+        "• send a daily digest of this channel at 8am\n"
+        "• status (or status #42) · cancel #42\n"
+        "You can ask for several things at once: “summarize this thread and email Dana the outcome”. "
+        "Rate each result with 👍 or 👎 so I get better."
+    ),
+    # Progress and results.
+    "status.queued": "⏳ #{id} {kind} — queued{position}",
+    "status.queue_position": " (position {n})",
+    "status.waiting": "⏳ #{id} {kind} — waiting for #{deps}",
+    "status.running": "⚙️ #{id} {kind} — {bar} {percent}% · {elapsed}s",
+    "status.retrying": "🔁 #{id} {kind} — retrying ({reason})",
+    "status.succeeded": "✅ #{id} {kind}",
+    "status.failed": "❌ #{id} {kind} failed: {reason}",
+    "status.cancelled": "🚫 #{id} {kind} cancelled",
+    "status.tally": "👍 {up} · 👎 {down}",
+    "status.continued": "(continued {part}/{parts})",
+    "status.none": "You have no tasks yet.",
+    "status.header": "Your recent tasks:",
+    "status.line": "#{id} {kind}: {status}",
+    "state.queued": "queued",
+    "state.running": "running",
+    "state.succeeded": "done",
+    "state.failed": "failed",
+    "state.cancelled": "cancelled",
+    # Failure reasons.
+    "reason.worker_lost": "the worker stopped while working on it",
+    "reason.model_unavailable": "the text model is not available ({detail})",
+    "reason.generation_failed": "text generation failed ({detail})",
+    "reason.dependency": "a task it depends on did not succeed",
+    "reason.unknown": "{detail}",
+    # Buttons.
+    "button.up": "👍",
+    "button.down": "👎",
+    "button.regenerate": "Regenerate",
+    "button.cancel": "Cancel",
+    # Ratings and actions.
+    "rate.recorded_up": "Thanks! 👍 recorded for #{id}.",
+    "rate.recorded_down": "Thanks, 👎 recorded for #{id}. Press Regenerate for another attempt.",
+    "rate.unchanged": "Your vote on #{id} was already recorded.",
+    "rate.not_finished": "Task #{id} hasn't finished yet; rate it once the result is there.",
+    "rate.not_found": "There is no task #{id} here.",
+    "rate.usage": "Usage: /rate ID up|down",
+    "rate.by": "{emoji} by {user}",
+    "cancel.done": "Cancelled #{id}.",
+    "cancel.already_finished": "Task #{id} has already finished ({status}).",
+    "cancel.not_found": "There is no task #{id} of yours here.",
+    "cancel.none_active": "You have no running or queued tasks to cancel.",
+    "regenerate.queued": "Regenerating #{id} as #{new_id}.",
+    "regenerate.not_possible": "Task #{id} can't be regenerated.",
+    # Reminders and digests.
+    "reminder.set": "⏰ I'll remind you {when}: {what}",
+    "reminder.set_recurring": "⏰ I'll remind you {when} and then {recurrence}: {what}",
+    "reminder.fire": "⏰ Reminder for {user}: {what}",
+    "digest.subscribed": "📰 I'll post a digest of this channel {schedule} ({timezone}).",
+    "digest.unsubscribed": "📰 Digest for this channel switched off.",
+    "digest.none": "This channel has no digest to switch off.",
+    "digest.header": "📰 Digest for {start} – {end}",
+    "digest.counts": "Tasks: {done} done · {pending} pending · {failed} failed · 👍 {up} · 👎 {down}",
+    "digest.task": "• #{id} {kind} — {status}",
+    "digest.recap_pending": "The conversation recap follows as #{id}.",
+    "digest.quiet": "A quiet period: no tasks and no messages.",
+    "schedule.daily": "every day at {time}",
+    "schedule.weekly": "every {day} at {time}",
+    # Console adapter.
+    "console.result": "Result of #{id} {kind}:",
+    "console.waiting": "Waiting for {n} task(s) to finish…",
+    "console.timeout": "Stopped waiting after {seconds}s; {n} task(s) still open. They stay queued.",
+    # Errors.
+    "error.internal": "Something went wrong on my side; the request is kept and I logged the details. Please try again in a moment.",
+    "error.not_allowed": "Sorry, this bot is not enabled for this chat.",
+}
+
+ZH: dict[str, str] = {
+    "kind.email.draft": "起草邮件",
+    "kind.reply.draft": "起草回复",
+    "kind.summarize": "总结",
+    "kind.summarize.partial": "部分总结",
+    "kind.reminder.create": "提醒",
+    "kind.task.status": "状态",
+    "kind.task.cancel": "取消",
+    "kind.digest.subscribe": "订阅摘要",
+    "kind.digest.unsubscribe": "取消摘要",
+    "kind.digest.recap": "摘要回顾",
+    "kind.help": "帮助",
+    "ack.queued": "已加入队列：{tasks}。",
+    "ack.duplicate": "正在处理中：{tasks}。",
+    "ack.duplicate_empty": "这条消息我已经回复过了。",
+    "ack.task": "#{id} {kind}",
+    "ack.and_answered": "{answer}",
+    "input.empty": "请告诉我要做什么，例如：“给 Dana 起草一封关于发货延迟的邮件”或“总结这个讨论串”。输入 帮助 查看我能做的所有事情。",
+    "input.too_long": "这条消息有 {length} 个字符，我最多能处理 {limit} 个。请发送更短的请求，或分段粘贴文本。",
+    "input.unreadable": "我无法读取这条消息（没有可读的文字）。请以纯文本发送。",
+    "input.oos": "抱歉，这件事我做不了。我可以起草邮件和回复、总结讨论串、频道或文本、设置提醒、发送每日摘要并汇报任务进度。输入 帮助 查看示例。",
+    "input.ask.recipients": "这封邮件要发给谁？例如：“给 Dana 起草一封关于……的邮件”。",
+    "input.ask.when": "什么时候提醒你？例如：“明天 9 点提醒我发送报告”。",
+    "input.ask.generic": "我还需要一些信息：{missing}。",
+    "help": (
+        "我会把请求拆成小任务并逐一完成：\n"
+        "• 给 Dana 起草一封关于发货延迟的邮件\n"
+        "• 帮我起草对这条消息的回复\n"
+        "• 总结这个讨论串 / 总结 #sales 从昨天以来的内容\n"
+        "• 明天 9 点提醒我发送报告\n"
+        "• 每天早上 8 点发送本频道的摘要\n"
+        "• 状态（或 状态 #42）· 取消 #42\n"
+        "可以一次提出多个请求：“总结这个讨论串，然后把结果发邮件给 Dana”。"
+        "请用 👍 或 👎 为每个结果评分，帮助我改进。"
+    ),
+    "status.queued": "⏳ #{id} {kind} — 排队中{position}",
+    "status.queue_position": "（第 {n} 位）",
+    "status.waiting": "⏳ #{id} {kind} — 等待 #{deps}",
+    "status.running": "⚙️ #{id} {kind} — {bar} {percent}% · {elapsed} 秒",
+    "status.retrying": "🔁 #{id} {kind} — 重试中（{reason}）",
+    "status.succeeded": "✅ #{id} {kind}",
+    "status.failed": "❌ #{id} {kind} 失败：{reason}",
+    "status.cancelled": "🚫 #{id} {kind} 已取消",
+    "status.tally": "👍 {up} · 👎 {down}",
+    "status.continued": "（续 {part}/{parts}）",
+    "status.none": "你还没有任务。",
+    "status.header": "你最近的任务：",
+    "status.line": "#{id} {kind}：{status}",
+    "state.queued": "排队中",
+    "state.running": "进行中",
+    "state.succeeded": "已完成",
+    "state.failed": "失败",
+    "state.cancelled": "已取消",
+    "reason.worker_lost": "处理它的工作进程中断了",
+    "reason.model_unavailable": "文本模型不可用（{detail}）",
+    "reason.generation_failed": "文本生成失败（{detail}）",
+    "reason.dependency": "它依赖的任务没有成功",
+    "reason.unknown": "{detail}",
+    "button.up": "👍",
+    "button.down": "👎",
+    "button.regenerate": "重新生成",
+    "button.cancel": "取消",
+    "rate.recorded_up": "谢谢！已为 #{id} 记录 👍。",
+    "rate.recorded_down": "谢谢，已为 #{id} 记录 👎。可以点“重新生成”再试一次。",
+    "rate.unchanged": "你对 #{id} 的评分已经记录过了。",
+    "rate.not_finished": "任务 #{id} 还没有完成；结果出来后再评分吧。",
+    "rate.not_found": "这里没有任务 #{id}。",
+    "rate.usage": "用法：/rate 编号 up|down",
+    "rate.by": "{emoji} 来自 {user}",
+    "cancel.done": "已取消 #{id}。",
+    "cancel.already_finished": "任务 #{id} 已经结束（{status}）。",
+    "cancel.not_found": "这里没有你的任务 #{id}。",
+    "cancel.none_active": "你没有正在进行或排队的任务可以取消。",
+    "regenerate.queued": "正在重新生成 #{id}，新任务为 #{new_id}。",
+    "regenerate.not_possible": "任务 #{id} 无法重新生成。",
+    "reminder.set": "⏰ 我会在 {when} 提醒你：{what}",
+    "reminder.set_recurring": "⏰ 我会在 {when} 提醒你，之后{recurrence}：{what}",
+    "reminder.fire": "⏰ 提醒 {user}：{what}",
+    "digest.subscribed": "📰 我会{schedule}发布本频道的摘要（{timezone}）。",
+    "digest.unsubscribed": "📰 已关闭本频道的摘要。",
+    "digest.none": "本频道没有可关闭的摘要。",
+    "digest.header": "📰 {start} – {end} 的摘要",
+    "digest.counts": "任务：已完成 {done} · 待处理 {pending} · 失败 {failed} · 👍 {up} · 👎 {down}",
+    "digest.task": "• #{id} {kind} — {status}",
+    "digest.recap_pending": "对话回顾稍后以 #{id} 发布。",
+    "digest.quiet": "这段时间很安静：没有任务，也没有消息。",
+    "schedule.daily": "每天 {time}",
+    "schedule.weekly": "每{day} {time}",
+    "console.result": "#{id} {kind} 的结果：",
+    "console.waiting": "正在等待 {n} 个任务完成……",
+    "console.timeout": "等待 {seconds} 秒后停止；仍有 {n} 个任务未完成，它们保留在队列中。",
+    "error.internal": "我这边出了点问题；请求已保存，详细信息已记录。请稍后再试。",
+    "error.not_allowed": "抱歉，此聊天未启用本机器人。",
+}
+
+CATALOG: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def t(key: str, locale: str = "en", /, **values: Any) -> str:
+    """The text for ``key`` in ``locale`` with ``values`` filled in."""
+    table = CATALOG.get(locale, EN)
+    template = table.get(key) or EN[key]
+    return template.format(**values) if values else template
+
+
+def placeholders(template: str) -> set[str]:
+    """The ``{names}`` a template expects (used to keep the locales in step)."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def detect_locale(text: str) -> str:
+    """``zh`` when the text is mostly Chinese, else ``en``."""
+    cjk = len(_CJK.findall(text))
+    latin = len(_LATIN.findall(text))
+    return "zh" if cjk and cjk * 3 >= latin else "en"
+
+
+def language_name(locale: str) -> str:
+    """The language a model should write in for ``locale`` (used in prompts, not shown)."""
+    return {"zh": "Simplified Chinese", "en": "English"}.get(locale, "English")

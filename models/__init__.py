@@ -1,0 +1,1 @@
+"""Machine learning for atombot: intent classification/atomization and text generation."""

@@ -1,0 +1,216 @@
+"""The generation worker: claim → prompt → generate (concurrently) → store, with leases.
+
+The worker claims up to ``generator.capacity`` ready tasks, runs one ``generate`` call per
+task concurrently (the backend batches them), writes throttled progress, heartbeats its
+leases and stores results. A task whose worker dies comes back when its lease expires
+(the scheduler's reaper); a clean stop releases what it holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from handlers import GENERATIVE_KINDS, KIND_HANDLERS
+from models.generation.base import GenerationError, Generator, GeneratorUnavailable
+from storage.repository import Repository
+from storage.tables import Task
+
+log = logging.getLogger(__name__)
+
+
+def default_worker_id() -> str:
+    """``host:pid:random`` — unique per worker process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class _Running:
+    task: Task
+    tokens: int = 0
+    max_tokens: int = 1
+    last_written: float = -1.0
+    handle: asyncio.Task[None] | None = None
+
+
+@dataclass
+class Worker:
+    """Runs generative tasks from the shared queue on one generator."""
+
+    repo: Repository
+    generator: Generator
+    worker_id: str = field(default_factory=default_worker_id)
+    lease_seconds: float = 60.0
+    poll_seconds: float = 0.5
+    progress_interval: float = 0.5
+    backoff_seconds: float = 2.0
+    release_grace_seconds: float = 10.0
+    kinds: Sequence[str] = GENERATIVE_KINDS
+    _running: dict[int, _Running] = field(default_factory=dict)
+    _unavailable: str | None = None
+    _started: bool = False
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> None:
+        """Load the model once; on failure remember why, so tasks fail with that reason."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            await self.generator.start()
+            log.info("worker %s ready (capacity %d)", self.worker_id, self.generator.capacity)
+        except GeneratorUnavailable as exc:
+            self._unavailable = exc.reason
+            log.error("text model unavailable, tasks will fail with this reason: %s", exc.reason)
+
+    def wake(self) -> None:
+        """Claim now instead of at the next poll (called when new tasks were queued)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then finish or release what is held."""
+        await self.start()
+        heartbeat = asyncio.create_task(self._heartbeat(stop))
+        try:
+            while not stop.is_set():
+                claimed = await self.step()
+                if not claimed:
+                    self._wake.clear()
+                    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+                    await asyncio.wait(waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+                    for w in waiters:
+                        w.cancel()
+        finally:
+            await self._drain()
+            heartbeat.cancel()
+
+    async def step(self) -> int:
+        """Claim as many tasks as there is room for and start them; returns how many."""
+        room = self.generator.capacity - len(self._running) if self._unavailable is None else 64
+        if room <= 0:
+            return 0
+        tasks = await self.repo.claim(
+            worker_id=self.worker_id, limit=room, lease_seconds=self.lease_seconds, kinds=self.kinds
+        )
+        for task in tasks:
+            state = _Running(task=task)
+            self._running[task.id or 0] = state
+            state.handle = asyncio.create_task(self._process(state))
+        return len(tasks)
+
+    async def run_until_idle(self, timeout: float = 60.0) -> None:
+        """Process tasks until none is ready or running (for tests and one-shot CLI use)."""
+        await self.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            claimed = await self.step()
+            if not claimed and not self._running:
+                return
+            await asyncio.sleep(0.02 if self._running else 0)
+        raise TimeoutError("worker did not become idle in time")
+
+    async def _process(self, state: _Running) -> None:
+        task = state.task
+        task_id = task.id or 0
+        progress_writer: asyncio.Task[None] | None = None
+        try:
+            if self._unavailable is not None:
+                await self.repo.fail(
+                    task_id=task_id,
+                    worker_id=self.worker_id,
+                    error=f"model_unavailable: {self._unavailable}",
+                    retryable=False,
+                )
+                return
+            handler = KIND_HANDLERS[task.kind]
+            dep_ids = list(task.depends_on) or [int(i) for i in task.inputs.get("results_of", [])]
+            dependencies = await self.repo.tasks_by_ids(dep_ids)
+            request = handler.prompt(task, dependencies)
+            state.max_tokens = max(request.max_new_tokens, 1)
+
+            def on_progress(tokens: int, _text: str) -> None:
+                # May run on the backend's thread: only record, the writer coroutine persists.
+                state.tokens = tokens
+
+            progress_writer = asyncio.create_task(self._write_progress(state))
+            result = await self.generator.generate(request, on_progress)
+            progress_writer.cancel()
+            stored = await self.repo.complete(
+                task_id=task_id, worker_id=self.worker_id, result=result.text.strip()
+            )
+            if not stored:
+                log.info("task %s finished but is no longer ours (cancelled or lease lost)", task_id)
+        except asyncio.CancelledError:
+            raise
+        except GeneratorUnavailable as exc:
+            await self.repo.fail(
+                task_id=task_id, worker_id=self.worker_id, error=f"model_unavailable: {exc.reason}", retryable=False
+            )
+        except GenerationError as exc:
+            log.warning("task %s: generation failed: %s", task_id, exc.reason)
+            await self.repo.fail(
+                task_id=task_id,
+                worker_id=self.worker_id,
+                error=f"generation_failed: {exc.reason}",
+                retryable=exc.retryable,
+                backoff_seconds=self.backoff_seconds,
+            )
+        except Exception as exc:
+            log.exception("task %s: unexpected error", task_id)
+            await self.repo.fail(
+                task_id=task_id,
+                worker_id=self.worker_id,
+                error=f"generation_failed: {type(exc).__name__}: {exc}",
+                retryable=True,
+                backoff_seconds=self.backoff_seconds,
+            )
+        finally:
+            if progress_writer is not None:
+                progress_writer.cancel()
+            self._running.pop(task_id, None)
+
+    async def _write_progress(self, state: _Running) -> None:
+        written = -1
+        while True:
+            await asyncio.sleep(self.progress_interval)
+            if state.tokens != written:
+                written = state.tokens
+                held = await self.repo.set_progress(
+                    task_id=state.task.id or 0,
+                    worker_id=self.worker_id,
+                    progress=written / state.max_tokens,
+                )
+                if not held and state.handle is not None:
+                    # Cancelled by the user (or the lease was lost): stop working on it.
+                    state.handle.cancel()
+                    return
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        interval = max(self.lease_seconds / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            if self._running:
+                await self.repo.heartbeat(
+                    worker_id=self.worker_id, task_ids=list(self._running), lease_seconds=self.lease_seconds
+                )
+
+    async def _drain(self) -> None:
+        """Give running tasks a grace period, then release the rest to the queue."""
+        handles = [s.handle for s in self._running.values() if s.handle is not None]
+        if handles:
+            await asyncio.wait(handles, timeout=self.release_grace_seconds)
+        for task_id, state in list(self._running.items()):
+            if state.handle is not None:
+                state.handle.cancel()
+            await self.repo.release(task_id=task_id, worker_id=self.worker_id)
+            self._running.pop(task_id, None)
+
+    async def close(self) -> None:
+        """Release the generator."""
+        await self.generator.close()

@@ -1,0 +1,1 @@
+"""Persistence for atombot: SQLModel tables, the engine and the repository (all queries)."""

@@ -1,0 +1,205 @@
+"""SQLModel tables. Every column that a query filters or orders by is indexed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC (how every timestamp is stored)."""
+    return datetime.now(UTC)
+
+
+class TaskStatus(StrEnum):
+    """Where a task is in its life: ``queued → running → succeeded | failed``, or cancelled."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+TERMINAL_STATUSES = (TaskStatus.succeeded, TaskStatus.failed, TaskStatus.cancelled)
+
+
+class Request(SQLModel, table=True):
+    """One inbound message, stored once per ``(platform, tenant, event_id)``."""
+
+    __table_args__ = (
+        UniqueConstraint("platform", "tenant", "event_id", name="uq_request_event"),
+        Index("ix_request_chat", "platform", "tenant", "channel", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    tenant: str = Field(max_length=128)
+    channel: str = Field(max_length=128)
+    thread: str | None = Field(default=None, max_length=128)
+    user: str = Field(max_length=128)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    event_id: str = Field(max_length=255)
+    locale: str = Field(default="en", max_length=8)
+    timezone: str = Field(default="UTC", max_length=64)
+    private: bool = False
+    context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Task(SQLModel, table=True):
+    """One atomic unit of work with its state, lease, result and retries."""
+
+    __table_args__ = (
+        Index("ix_task_claim", "status", "priority", "id"),
+        Index("ix_task_updated", "updated_at"),
+        Index("ix_task_lease", "status", "lease_expires_at"),
+        Index("ix_task_owner", "platform", "tenant", "user", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="request.id", index=True)
+    position: int = 0
+    kind: str = Field(max_length=64)
+    status: str = Field(default=TaskStatus.queued, sa_type=String(16))
+    progress: float = 0.0
+    inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    attempts: int = 0
+    max_attempts: int = 3
+    priority: int = 0
+    not_before: datetime | None = None
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_expires_at: datetime | None = None
+    depends_on: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    retry_of: int | None = Field(default=None, foreign_key="task.id")
+    # Denormalised from the request so ownership checks and listings need no join.
+    platform: str = Field(max_length=32)
+    tenant: str = Field(max_length=128)
+    user: str = Field(max_length=128)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class TaskDependency(SQLModel, table=True):
+    """Edge ``task_id`` waits for ``depends_on_id``: lets the claim query check readiness in SQL."""
+
+    task_id: int = Field(foreign_key="task.id", primary_key=True)
+    depends_on_id: int = Field(foreign_key="task.id", primary_key=True, index=True)
+
+
+class Delivery(SQLModel, table=True):
+    """The chat message that shows a request's progress and results, and what it last showed."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="request.id", unique=True)
+    platform: str = Field(max_length=32)
+    tenant: str = Field(max_length=128)
+    channel: str = Field(max_length=128)
+    thread: str | None = Field(default=None, max_length=128)
+    message_id: str | None = Field(default=None, max_length=128)
+    last_rendered: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    last_edit_at: datetime | None = None
+    parts_sent: int = 0
+    done: bool = Field(default=False, index=True)
+    failures: int = 0
+    next_attempt_at: datetime | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Feedback(SQLModel, table=True):
+    """One user's rating of one task: +1 or -1; a new vote replaces the old one."""
+
+    __table_args__ = (UniqueConstraint("task_id", "user", name="uq_feedback_task_user"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    user: str = Field(max_length=128)
+    score: int
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DigestSubscription(SQLModel, table=True):
+    """A scheduled recap of a channel: cron fields, timezone and what it covers."""
+
+    __table_args__ = (
+        UniqueConstraint("platform", "tenant", "channel", name="uq_digest_channel"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    tenant: str = Field(max_length=128)
+    channel: str = Field(max_length=128)
+    user: str = Field(max_length=128)
+    cron: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    timezone: str = Field(default="UTC", max_length=64)
+    scope: str = Field(default="channel", max_length=32)
+    locale: str = Field(default="en", max_length=8)
+    last_window_end: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ChatMessage(SQLModel, table=True):
+    """A message the bot saw in a chat, kept for summaries (platforms without history APIs)."""
+
+    __table_args__ = (
+        UniqueConstraint("platform", "tenant", "channel", "message_id", name="uq_chat_message"),
+        Index("ix_chat_message_time", "platform", "tenant", "channel", "sent_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    tenant: str = Field(max_length=128)
+    channel: str = Field(max_length=128)
+    message_id: str = Field(max_length=128)
+    thread: str | None = Field(default=None, max_length=128)
+    reply_to: str | None = Field(default=None, max_length=128)
+    author: str = Field(max_length=255)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    sent_at: datetime = Field(default_factory=utcnow)
+
+
+class ChatSetting(SQLModel, table=True):
+    """Per-chat switches, e.g. the opt-out from chat memory."""
+
+    __table_args__ = (UniqueConstraint("platform", "tenant", "channel", name="uq_chat_setting"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    tenant: str = Field(max_length=128)
+    channel: str = Field(max_length=128)
+    memory_opt_out: bool = False
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Reminder(SQLModel, table=True):
+    """A one-shot or recurring reminder; fired by the scheduler when ``next_fire_at`` passes."""
+
+    __table_args__ = (Index("ix_reminder_due", "active", "next_fire_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", unique=True)
+    platform: str = Field(max_length=32)
+    tenant: str = Field(max_length=128)
+    channel: str = Field(max_length=128)
+    thread: str | None = Field(default=None, max_length=128)
+    user: str = Field(max_length=128)
+    what: str = Field(sa_column=Column(Text, nullable=False))
+    next_fire_at: datetime
+    recurrence: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    timezone: str = Field(default="UTC", max_length=64)
+    locale: str = Field(default="en", max_length=8)
+    active: bool = True
+    fired_count: int = 0
+    created_at: datetime = Field(default_factory=utcnow)

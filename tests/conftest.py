@@ -1,0 +1,131 @@
+"""Shared fixtures: a real database (SQLite by default, PostgreSQL when DATABASE_URL says so),
+the real intent classifier, and a tiny random-weight causal LM built locally."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from typing import TYPE_CHECKING  # noqa: E402
+
+from bot.config import Settings  # noqa: E402
+from storage.db import create_engine  # noqa: E402
+from storage.migrate import upgrade  # noqa: E402
+from storage.repository import Repository  # noqa: E402
+
+if TYPE_CHECKING:
+    from models.generation.hf import HFGenerator
+    from models.intents import IntentClassifier
+
+POSTGRES_URL = os.environ.get("DATABASE_URL", "")
+ON_POSTGRES = POSTGRES_URL.startswith("postgresql")
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine as sync_engine
+    from sqlalchemy import text
+
+    from storage.db import sync_url
+
+    engine = sync_engine(sync_url(url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """A fresh, migrated database for one test."""
+    if ON_POSTGRES:
+        _reset_postgres(POSTGRES_URL)
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite:///{(tmp_path / 'atombot.db').as_posix()}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def repo(database_url: str) -> AsyncIterator[Repository]:
+    """A repository on the fresh database."""
+    repository = Repository(create_engine(database_url))
+    yield repository
+    await repository.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings for a test app: fresh database, fast polling, short leases."""
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        poll_seconds=0.05,
+        lease_seconds=5.0,
+        max_input_chars=20_000,
+    )
+
+
+@pytest.fixture(scope="session")
+def parser(tmp_path_factory: pytest.TempPathFactory) -> "IntentClassifier":
+    """The real intent classifier (all-MiniLM-L6-v2 + head on the default intents file)."""
+    from models.intents import IntentClassifier
+
+    cache = Path(os.environ.get("ATOMBOT_TEST_CACHE", tmp_path_factory.mktemp("intents")))
+    return IntentClassifier.load_or_train(intents_path=None, cache_dir=cache / "intents")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight causal LM and tokenizer, built locally (no download)."""
+    from models.generation.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-lm"))
+
+
+@pytest.fixture
+async def generator(tiny_model: Path) -> AsyncIterator["HFGenerator"]:
+    """The transformers backend on the tiny model (not yet started: the worker starts it)."""
+    from models.generation.hf import HFGenerator
+
+    gen = HFGenerator(str(tiny_model), device="cpu", max_batch=8)
+    yield gen
+    await gen.close()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+DEFAULT_TEST_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A fresh, migrated PostgreSQL database; skips only when no server can be reached."""
+    url = POSTGRES_URL if ON_POSTGRES else os.environ.get("ATOMBOT_TEST_POSTGRES_URL", DEFAULT_TEST_POSTGRES)
+    try:
+        _reset_postgres(url)
+    except Exception as exc:  # the server is down or absent on this machine
+        if "Connection refused" in str(exc) or "could not connect" in str(exc).lower() or "connection failed" in str(exc).lower():
+            pytest.skip(f"PostgreSQL not reachable at {url}: {exc}")
+        raise
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def no_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Remove atombot's environment variables so Settings() sees only defaults."""
+    for name in list(os.environ):
+        if name.startswith(("ATOMBOT_", "SLACK_", "TELEGRAM_")) or name == "DATABASE_URL":
+            monkeypatch.delenv(name, raising=False)
+    yield
