@@ -21,7 +21,7 @@ from handlers.status import kind_label
 from models.intents.spec import OOS, IntentParser, TaskSpec
 from storage.repository import Repository
 from storage.schemas import RequestCreate, TaskCreate
-from storage.tables import Task
+from storage.tables import Task, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -146,13 +146,17 @@ class Router:
     def _acknowledge(
         self, tasks: list[Task], answers: list[str], locale: str, request_id: int | None
     ) -> Reply:
-        visible = [x for x in tasks if not x.kind.endswith(".partial")]
+        visible = [
+            x for x in tasks if not x.kind.endswith(".partial") and x.status == TaskStatus.queued
+        ]
+        done_at_once = [x.result for x in tasks if x.status == TaskStatus.succeeded and x.result]
         lines = []
         if visible:
             listed = ", ".join(
                 t("ack.task", locale, id=x.id, kind=kind_label(x.kind, locale)) for x in visible
             )
             lines.append(t("ack.queued", locale, tasks=listed))
+        lines.extend(done_at_once)
         lines.extend(answers)
         return Reply(
             "\n".join(lines),

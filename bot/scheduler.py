@@ -6,6 +6,7 @@ Jobs are thin ``async def`` callbacks; every exception goes to the one error fun
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
@@ -35,6 +36,8 @@ class Scheduler:
 
     def __init__(self, timezone: str = "UTC") -> None:
         self._scheduler = AsyncIOScheduler(timezone=ZoneInfo(timezone))
+        self._running: set[asyncio.Task[Any]] = set()
+        _quiet_overlap_warnings()
 
     def every(self, seconds: float, job: Job, *, job_id: str) -> None:
         """Run ``job`` every ``seconds`` (never two runs of it at once)."""
@@ -74,20 +77,40 @@ class Scheduler:
         """Start firing jobs (needs a running event loop)."""
         self._scheduler.start()
 
-    def shutdown(self) -> None:
-        """Stop without waiting for running jobs."""
+    async def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop firing jobs and let the running ones finish (bounded by ``timeout``)."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=timeout)
 
-    @staticmethod
-    def _guard(job: Job, job_id: str) -> Job:
+    def _guard(self, job: Job, job_id: str) -> Job:
         async def run() -> None:
+            current = asyncio.current_task()
+            if current is not None:
+                self._running.add(current)
             try:
                 await job()
             except Exception as exc:
                 report(exc, where=f"scheduled job {job_id}")
+            finally:
+                if current is not None:
+                    self._running.discard(current)
 
         return run
+
+
+class _DropOverlapWarnings(logging.Filter):
+    """A fast interval job still running at its next tick is expected, not a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+def _quiet_overlap_warnings() -> None:
+    target = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _DropOverlapWarnings) for f in target.filters):
+        target.addFilter(_DropOverlapWarnings())
 
 
 def next_cron_time(fields: Mapping[str, Any], timezone: str, after: datetime) -> datetime | None:

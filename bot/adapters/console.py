@@ -24,7 +24,7 @@ class ConsoleAdapter:
 
     platform = PLATFORM
     max_text = 100_000
-    min_edit_interval = 0.0
+    min_edit_interval = 1.0
 
     def __init__(
         self,

@@ -1,0 +1,991 @@
+"""The Telegram adapter, on python-telegram-bot's ``Application`` (the only code importing it).
+
+Inbound: private text, group messages that mention or reply to the bot, commands and
+inline-button presses become :class:`~bot.types.Inbound` / :class:`~bot.types.ActionEvent`
+for the router. Other group messages are only remembered (chat memory) for ``/summarize``,
+because the Bot API cannot read a chat's history. Updates arrive by long polling, or by
+webhook when ``TELEGRAM_WEBHOOK_URL`` is set (python-telegram-bot's server answers 403 to a
+wrong or missing secret, so nothing is stored for such a request).
+
+Outbound: :meth:`TelegramAdapter.send` / :meth:`~TelegramAdapter.edit` write the progress and
+result messages, skipping edits that would not change anything, paced under Telegram's flood
+limits; a ``RetryAfter`` is waited out and the call retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dtm
+import functools
+import logging
+import re
+import secrets
+import time
+import warnings
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeDefault,
+    CallbackQuery,
+    Chat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+    User,
+)
+from telegram.constants import ChatAction, ChatType, MessageLimit
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    BaseUpdateProcessor,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.adapters.base import DeliveryError, Services
+from bot.errors import report
+from bot.render import split_text
+from bot.texts import detect_locale, t
+from bot.types import Action, ActionEvent, Button, Inbound, Reply, Target, View
+from storage.tables import ChatMessage, utcnow
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+T = TypeVar("T")
+Context = ContextTypes.DEFAULT_TYPE
+
+#: The commands registered with setMyCommands (the order clients show them in).
+COMMANDS = (
+    "start",
+    "help",
+    "email",
+    "reply",
+    "summarize",
+    "status",
+    "cancel",
+    "digest",
+    "forget",
+    "privacy",
+)
+#: Updates the bot asks Telegram for.
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+# New user-visible strings; the lead moves them into bot/texts.py.
+ADAPTER_TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "tg.command.start": "Start and see what I can do",
+        "tg.command.help": "What I can do, with examples",
+        "tg.command.email": "Draft an email: /email to Dana about the delay",
+        "tg.command.reply": "Draft a reply (send it as a reply to the message)",
+        "tg.command.summarize": "Summarize: reply to a message, or /summarize last 50",
+        "tg.command.status": "Your recent tasks, or /status 42",
+        "tg.command.cancel": "Cancel a task: /cancel 42",
+        "tg.command.digest": "Daily digest of this chat: /digest at 9am, /digest off",
+        "tg.command.forget": "Delete the messages I keep of this chat and stop keeping them",
+        "tg.command.privacy": "What I keep of this chat; /privacy off or on",
+        "tg.privacy.on": (
+            "I keep the text messages of this chat for {days} days so that /summarize can "
+            "work (Telegram does not let bots read chat history). /privacy off stops that "
+            "and /forget also deletes what I kept."
+        ),
+        "tg.privacy.off": (
+            "I don't keep the messages of this chat, so /summarize only sees what you send "
+            "with it. /privacy on lets me keep them for {days} days."
+        ),
+        "tg.privacy.usage": "Use /privacy, /privacy on or /privacy off.",
+        "tg.forgotten": (
+            "Deleted {n} kept message(s) of this chat; I won't keep new ones. "
+            "/privacy on switches this back on."
+        ),
+        "tg.usage.email": "Tell me what to write, for example: /email to Dana about the delay",
+        "tg.usage.reply": "Send /reply as a reply to the message you want me to answer.",
+        "tg.usage.cancel": "Which task? For example: /cancel 42 (see /status).",
+        "tg.summarize.empty": (
+            "I have no messages of this chat to summarize yet: I only see messages sent "
+            "while I'm here, and nothing when memory is off (/privacy)."
+        ),
+    },
+    "zh": {
+        "tg.command.start": "开始使用并查看我能做什么",
+        "tg.command.help": "我能做什么（附示例）",
+        "tg.command.email": "起草邮件：/email 给 Dana 说明延迟",
+        "tg.command.reply": "起草回复（以回复要回答的消息的方式发送）",
+        "tg.command.summarize": "总结：回复某条消息，或 /summarize last 50",
+        "tg.command.status": "查看最近的任务，或 /status 42",
+        "tg.command.cancel": "取消任务：/cancel 42",
+        "tg.command.digest": "本聊天的每日摘要：/digest at 9am，/digest off",
+        "tg.command.forget": "删除我保存的本聊天消息并停止保存",
+        "tg.command.privacy": "我保存了本聊天的什么；/privacy off 或 on",
+        "tg.privacy.on": (
+            "我会保存本聊天的文字消息 {days} 天，以便 /summarize 使用（Telegram 不允许机器人"
+            "读取聊天记录）。/privacy off 停止保存，/forget 还会删除已保存的消息。"
+        ),
+        "tg.privacy.off": (
+            "我不保存本聊天的消息，所以 /summarize 只能看到随命令发送的内容。"
+            "/privacy on 让我保存 {days} 天。"
+        ),
+        "tg.privacy.usage": "请使用 /privacy、/privacy on 或 /privacy off。",
+        "tg.forgotten": "已删除本聊天保存的 {n} 条消息，之后不再保存。/privacy on 可重新开启。",
+        "tg.usage.email": "请告诉我写什么，例如：/email 给 Dana 说明延迟",
+        "tg.usage.reply": "请以回复要回答的消息的方式发送 /reply。",
+        "tg.usage.cancel": "取消哪个任务？例如：/cancel 42（见 /status）。",
+        "tg.summarize.empty": (
+            "我还没有本聊天可总结的消息：我只能看到我在群里之后发送的消息，"
+            "关闭记忆时（/privacy）则什么都不保存。"
+        ),
+    },
+}
+
+
+def text(key: str, locale: str, **values: object) -> str:
+    """A user-visible string: :func:`bot.texts.t`, or this module's own new ones."""
+    if key.startswith("tg."):
+        table = ADAPTER_TEXTS.get(locale) or ADAPTER_TEXTS["en"]
+        return (table.get(key) or ADAPTER_TEXTS["en"][key]).format(**values)
+    return t(key, locale, **values)
+
+
+def parse_allowlist(raw: str | None) -> frozenset[str] | None:
+    """``TELEGRAM_ALLOWED_CHATS`` (chat ids, user ids or @usernames, comma/space separated).
+
+    None means everyone is allowed.
+    """
+    if not raw or not raw.strip():
+        return None
+    return frozenset(item.strip().lower() for item in re.split(r"[,\s]+", raw) if item.strip())
+
+
+def file_url_for(api_url: str) -> str:
+    """The Bot API file URL that goes with a ``base_url`` (``…/bot`` → ``…/file/bot``)."""
+    stripped = api_url.rstrip("/")
+    if stripped.endswith("/bot"):
+        return stripped[: -len("/bot")] + "/file/bot"
+    return stripped + "/file/bot"
+
+
+def keyboard(view: View) -> InlineKeyboardMarkup | None:
+    """The view's buttons as an inline keyboard (``callback_data`` = :attr:`Button.data`)."""
+    rows = [
+        [InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
+        for row in view.buttons
+        if row
+    ]
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def _retry_seconds(error: RetryAfter) -> float:
+    """``RetryAfter.retry_after`` in seconds (an int in PTB 22, a timedelta later)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PTB 22 warns on every read that the type changes
+        value: Any = error.retry_after
+    if isinstance(value, dtm.timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+class PerChatUpdateProcessor(BaseUpdateProcessor):
+    """Updates of one chat in order, different chats concurrently.
+
+    Order matters within a chat (an ``/forget`` before the next message must win), while a
+    busy chat must not hold up the others. Button presses never wait, so that each callback
+    query is answered at once.
+    """
+
+    def __init__(self, max_concurrent_updates: int = 256) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Await the handler coroutine under its chat's lock."""
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None or (isinstance(update, Update) and update.callback_query is not None):
+            await coroutine
+            return
+        lock = self._locks.setdefault(chat.id, asyncio.Lock())
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            if not lock.locked() and len(self._locks) > 10_000:
+                self._locks.pop(chat.id, None)
+
+    async def initialize(self) -> None:
+        """Nothing to allocate."""
+
+    async def shutdown(self) -> None:
+        """Nothing to free."""
+
+
+@dataclass
+class Pacer:
+    """Client-side pacing under Telegram's flood limits (so 429s stay rare)."""
+
+    # One message below Telegram's figures: the server counts arrival times, which trail
+    # ours by a varying latency (the first request of a burst also opens the connection).
+    per_chat_per_second: float = 1.0
+    per_chat_burst: int = 2
+    per_group_per_minute: int = 19
+    global_per_second: float = 25.0
+
+    def __post_init__(self) -> None:
+        self._chat: dict[int, tuple[float, float]] = {}
+        self._group: dict[int, deque[float]] = {}
+        self._global: deque[float] = deque()
+        self._lock = asyncio.Lock()
+
+    async def wait(self, chat_id: int, *, group: bool) -> None:
+        """Sleep until one more message to ``chat_id`` is within the limits, then count it."""
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                tokens, last = self._chat.get(chat_id, (float(self.per_chat_burst), now))
+                tokens = min(self.per_chat_burst, tokens + (now - last) * self.per_chat_per_second)
+                waits = [0.0]
+                if tokens < 1:
+                    waits.append((1 - tokens) / self.per_chat_per_second)
+                sent = self._group.setdefault(chat_id, deque())
+                while sent and sent[0] <= now - 60:
+                    sent.popleft()
+                if group and len(sent) >= self.per_group_per_minute:
+                    waits.append(sent[0] + 60 - now)
+                while self._global and self._global[0] <= now - 1:
+                    self._global.popleft()
+                if len(self._global) >= self.global_per_second:
+                    waits.append(self._global[0] + 1 - now)
+                wait = max(waits)
+                if wait <= 0:
+                    self._chat[chat_id] = (tokens - 1, now)
+                    if group:
+                        sent.append(now)
+                    self._global.append(now)
+                    return
+                await asyncio.sleep(wait)
+
+
+class TelegramAdapter:
+    """atombot in Telegram: private chats, groups, commands, inline buttons."""
+
+    platform = PLATFORM
+    max_text = MessageLimit.MAX_TEXT_LENGTH
+    #: Progress edits at most every 1.5 s per message (≤ 1 message/s per chat).
+    min_edit_interval = 1.5
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        webhook_listen: str = "0.0.0.0",
+        webhook_port: int = 8443,
+        poll_timeout: float = 10.0,
+        max_retries: int = 3,
+        max_retry_wait: float = 30.0,
+        pacer: Pacer | None = None,
+    ) -> None:
+        if not settings.telegram_bot_token:
+            raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        self.token = settings.telegram_bot_token
+        self.api_url = settings.telegram_api_url
+        self.webhook_url = settings.telegram_webhook_url
+        self.webhook_secret = settings.telegram_webhook_secret
+        self.webhook_listen = webhook_listen
+        self.port = webhook_port
+        self.allowed = parse_allowlist(settings.telegram_allowed_chats)
+        self.timezone = settings.timezone
+        self.memory_days = settings.memory_days
+        self.poll_timeout = poll_timeout
+        self.max_retries = max_retries
+        self.max_retry_wait = max_retry_wait
+        self.tenant = self.token.split(":", 1)[0]
+        self.pacer = pacer or Pacer()
+        self._services: Services | None = None
+        self._app: Application[Any, Any, Any, Any, Any, Any] | None = None
+        self._seen_updates: OrderedDict[int, None] = OrderedDict()
+        self._shown: OrderedDict[tuple[int, int], str] = OrderedDict()
+        self._chat_types: dict[int, str] = {}
+        self._last_typing: dict[int, float] = {}
+        self._username = ""
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def application(self) -> Application[Any, Any, Any, Any, Any, Any]:
+        """The running python-telegram-bot Application."""
+        if self._app is None:
+            raise RuntimeError("the Telegram adapter is not started")
+        return self._app
+
+    def build_application(self) -> Application[Any, Any, Any, Any, Any, Any]:
+        """The PTB Application with atombot's handlers (not started)."""
+        app = (
+            ApplicationBuilder()
+            .token(self.token)
+            .base_url(self.api_url)
+            .base_file_url(file_url_for(self.api_url))
+            .concurrent_updates(PerChatUpdateProcessor())
+            .build()
+        )
+        app.add_handler(TypeHandler(Update, self._gate), group=-1)
+        app.add_handler(CommandHandler(("start", "help"), self._on_help))
+        app.add_handler(CommandHandler("email", self._on_email))
+        app.add_handler(CommandHandler("reply", self._on_reply))
+        app.add_handler(CommandHandler("summarize", self._on_summarize))
+        app.add_handler(CommandHandler("status", self._on_status))
+        app.add_handler(CommandHandler("cancel", self._on_cancel))
+        app.add_handler(CommandHandler("digest", self._on_digest))
+        app.add_handler(CommandHandler("forget", self._on_forget))
+        app.add_handler(CommandHandler("privacy", self._on_privacy))
+        app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self._on_text))
+        app.add_handler(CallbackQueryHandler(self._on_callback))
+        app.add_error_handler(self._on_error)
+        return app
+
+    async def start(self, services: Services) -> None:
+        """Connect (getMe), register the commands, then poll or serve the webhook."""
+        self._services = services
+        app = self.build_application()
+        self._app = app
+        await app.initialize()
+        self.tenant = str(app.bot.id)
+        self._username = app.bot.username
+        await self._register_commands()
+        await app.start()
+        assert app.updater is not None
+        if self.webhook_url:
+            secret = self.webhook_secret or secrets.token_urlsafe(32)
+            await app.updater.start_webhook(
+                listen=self.webhook_listen,
+                port=self.port,
+                url_path=urlparse(self.webhook_url).path.lstrip("/"),
+                webhook_url=self.webhook_url,
+                secret_token=secret,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        else:
+            await app.updater.start_polling(
+                poll_interval=0.0,
+                timeout=dtm.timedelta(seconds=self.poll_timeout),
+                allowed_updates=ALLOWED_UPDATES,
+                error_callback=self._on_polling_error,
+            )
+
+    async def stop(self) -> None:
+        """Stop receiving updates and close the connections."""
+        app, self._app = self._app, None
+        if app is None:
+            return
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+
+    async def _register_commands(self) -> None:
+        bot = self.application.bot
+        for locale in ("en", "zh"):
+            commands = [BotCommand(c, text(f"tg.command.{c}", locale)) for c in COMMANDS]
+            try:
+                await bot.set_my_commands(
+                    commands,
+                    scope=BotCommandScopeDefault(),
+                    language_code=None if locale == "en" else locale,
+                )
+            except TelegramError as exc:
+                # A menu without commands is no reason not to serve messages.
+                log.warning("setMyCommands (%s) failed: %s", locale, exc)
+
+    def _on_polling_error(self, exc: TelegramError) -> None:
+        log.warning("Telegram polling error: %s", exc)
+
+    async def _on_error(self, update: object, context: Context) -> None:
+        if context.error is not None:
+            report(context.error, where="telegram update")
+
+    # -- inbound: gate ---------------------------------------------------------------------
+
+    @property
+    def services(self) -> Services:
+        """What the core handed over in :meth:`start`."""
+        if self._services is None:
+            raise RuntimeError("the Telegram adapter is not started")
+        return self._services
+
+    def is_allowed(self, chat: Chat | None, user: User | None) -> bool:
+        """Whether the allowlist admits this chat or user (no allowlist: everyone)."""
+        if self.allowed is None:
+            return True
+        names = set()
+        if chat is not None:
+            names.add(str(chat.id))
+            if chat.username:
+                names.add(f"@{chat.username.lower()}")
+        if user is not None:
+            names.add(str(user.id))
+            if user.username:
+                names.add(f"@{user.username.lower()}")
+        return bool(names & self.allowed)
+
+    async def _gate(self, update: Update, context: Context) -> None:
+        """Drop redelivered updates and refuse chats outside the allowlist, before any handler."""
+        if update.update_id in self._seen_updates:
+            raise ApplicationHandlerStop
+        self._seen_updates[update.update_id] = None
+        while len(self._seen_updates) > 10_000:
+            self._seen_updates.popitem(last=False)
+        chat, user = update.effective_chat, update.effective_user
+        if chat is not None:
+            self._chat_types[chat.id] = chat.type
+        if self.is_allowed(chat, user):
+            return
+        log.info(
+            "refused Telegram update %s from chat %s, user %s: not in TELEGRAM_ALLOWED_CHATS",
+            update.update_id,
+            chat.id if chat else None,
+            user.id if user else None,
+        )
+        locale = self._locale(user, "")
+        if update.callback_query is not None:
+            with contextlib.suppress(TelegramError):
+                await update.callback_query.answer(text("error.not_allowed", locale))
+        elif (
+            update.effective_message is not None
+            and chat is not None
+            and (chat.type == ChatType.PRIVATE or self._addressed(update.effective_message))
+        ):
+            await self._say(chat.id, text("error.not_allowed", locale))
+        raise ApplicationHandlerStop
+
+    # -- inbound: messages -----------------------------------------------------------------
+
+    def _addressed(self, message: Message) -> bool:
+        """Whether a message is meant for the bot: private, a mention, or a reply to it."""
+        if message.chat.type == ChatType.PRIVATE:
+            return True
+        replied = message.reply_to_message
+        if replied is not None and replied.from_user is not None:
+            return replied.from_user.id == int(self.tenant) or self._mentions_me(message)
+        return self._mentions_me(message)
+
+    def _mentions_me(self, message: Message) -> bool:
+        mention = f"@{self._username}".lower()
+        for entity, value in message.parse_entities([MessageEntity.MENTION]).items():
+            del entity
+            if value.lower() == mention:
+                return True
+        return any(
+            entity.type == MessageEntity.TEXT_MENTION
+            and entity.user is not None
+            and entity.user.id == int(self.tenant)
+            for entity in message.entities
+        )
+
+    def _strip_mention(self, message_text: str) -> str:
+        if not self._username:
+            return message_text
+        pattern = re.compile(rf"@{re.escape(self._username)}\b", re.IGNORECASE)
+        return pattern.sub("", message_text).strip()
+
+    async def _on_text(self, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if message is None or message.text is None:
+            return
+        if self._addressed(message):
+            request = self._strip_mention(message.text)
+            await self._route(update, message, request, self._conversation_fetcher(message))
+        else:
+            await self._remember(message)
+
+    async def _remember(self, message: Message) -> bool:
+        """Keep a group message for later summaries (unless the chat opted out)."""
+        body = message.text or message.caption
+        if not body or message.from_user is None:
+            return False
+        replied = message.reply_to_message
+        return await self.services.repo.remember_message(
+            ChatMessage(
+                platform=PLATFORM,
+                tenant=self.tenant,
+                channel=str(message.chat.id),
+                message_id=str(message.message_id),
+                thread=str(message.message_thread_id) if message.is_topic_message else None,
+                reply_to=str(replied.message_id) if replied is not None else None,
+                author=_author(message.from_user),
+                text=body,
+                sent_at=message.date.astimezone(dtm.UTC),
+            )
+        )
+
+    def _inbound(self, update: Update, message: Message, request_text: str) -> Inbound:
+        user = message.from_user
+        return Inbound(
+            platform=PLATFORM,
+            tenant=self.tenant,
+            channel=str(message.chat.id),
+            user=str(user.id) if user else "0",
+            text=request_text,
+            event_id=str(update.update_id),
+            thread=str(message.message_thread_id) if message.is_topic_message else None,
+            private=message.chat.type == ChatType.PRIVATE,
+            timezone=self.timezone,
+            user_name=_author(user) if user else None,
+        )
+
+    async def _route(
+        self,
+        update: Update,
+        message: Message,
+        request_text: str,
+        fetch: Callable[[str, dict[str, Any]], Awaitable[list[dict[str, str]]]] | None,
+    ) -> None:
+        """Hand a request to the router and answer with its receipt.
+
+        When tasks were created the receipt becomes the request's progress message, so the
+        delivery job edits it instead of posting a second message.
+        """
+        services = self.services
+        reply = await services.router.handle(
+            self._inbound(update, message, request_text), fetch=fetch
+        )
+        if reply.duplicate:
+            return  # a redelivery of an update already answered
+        sent = await self._say(message.chat.id, reply.text, reply_to=message.message_id)
+        if reply.task_ids and sent is not None:
+            await self._adopt_receipt(reply, sent)
+            await self._typing(message.chat.id)
+        services.notify()
+
+    async def _adopt_receipt(self, reply: Reply, sent: Message) -> None:
+        repo = self.services.repo
+        if reply.request_id is None:
+            return
+        request = await repo.get_request(reply.request_id)
+        if request is None:
+            return
+        delivery = await repo.ensure_delivery(request=request)
+        if delivery.message_id is None:
+            delivery.message_id = str(sent.message_id)
+            delivery.last_edit_at = utcnow()
+            await repo.save_delivery(delivery)
+
+    # -- inbound: commands -----------------------------------------------------------------
+
+    @staticmethod
+    def _args(context: Context) -> str:
+        return " ".join(context.args or []).strip()
+
+    def _locale(self, user: User | None, sample: str) -> str:
+        if sample.strip():
+            return detect_locale(sample)
+        code = (user.language_code or "") if user else ""
+        return "zh" if code.lower().startswith("zh") else "en"
+
+    async def _on_help(self, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        locale = self._locale(update.effective_user, "")
+        opted_out = await self._opted_out(message.chat.id)
+        privacy = text(
+            "tg.privacy.off" if opted_out else "tg.privacy.on", locale, days=self.memory_days
+        )
+        await self._say(message.chat.id, f"{text('help', locale)}\n\n{privacy}")
+
+    async def _on_email(self, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        args = self._args(context)
+        if not args:
+            locale = self._locale(update.effective_user, "")
+            await self._say(message.chat.id, text("tg.usage.email", locale))
+            return
+        request = args if _mentions_email(args) else f"draft an email {args}"
+        await self._route(update, message, request, None)
+
+    async def _on_reply(self, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        replied = message.reply_to_message
+        if replied is None or not (replied.text or replied.caption):
+            locale = self._locale(update.effective_user, "")
+            await self._say(message.chat.id, text("tg.usage.reply", locale))
+            return
+        args = self._args(context)
+        request = "draft a reply to this message" + (f": {args}" if args else "")
+        target = [_as_material(replied)]
+
+        async def fetch(scope: str, slots: dict[str, Any]) -> list[dict[str, str]]:
+            return target
+
+        await self._route(update, message, request, fetch)
+
+    async def _on_summarize(self, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        args = self._args(context)
+        last = re.search(r"\d+", args)
+        fetch = self._summary_fetcher(
+            message,
+            since_message=message.reply_to_message,
+            last=int(last.group()) if last else None,
+        )
+        if not await fetch("channel", {}):
+            locale = self._locale(update.effective_user, args)
+            await self._say(message.chat.id, text("tg.summarize.empty", locale))
+            return
+        await self._route(update, message, "summarize this channel", fetch)
+
+    async def _on_status(self, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        args = self._args(context)
+        ids = " ".join(f"#{n}" for n in re.findall(r"\d+", args))
+        await self._route(update, message, f"status {ids}".strip(), None)
+
+    async def _on_cancel(self, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        ids = re.findall(r"\d+", self._args(context))
+        if not ids:
+            await self._say(
+                message.chat.id, text("tg.usage.cancel", self._locale(update.effective_user, ""))
+            )
+            return
+        await self._route(update, message, "cancel " + " ".join(f"#{n}" for n in ids), None)
+
+    async def _on_digest(self, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        args = self._args(context)
+        if args.lower() in ("off", "stop", "unsubscribe", "关闭"):
+            request = "stop the digest of this channel"
+        else:
+            request = f"send a daily digest of this channel {args or 'at 9am'}"
+        await self._route(update, message, request, None)
+
+    async def _on_forget(self, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        repo = self.services.repo
+        where = {"platform": PLATFORM, "tenant": self.tenant, "channel": str(message.chat.id)}
+        forgotten = await repo.forget_chat(**where)
+        await repo.set_memory_opt_out(**where, opt_out=True)
+        locale = self._locale(update.effective_user, "")
+        await self._say(message.chat.id, text("tg.forgotten", locale, n=forgotten))
+
+    async def _on_privacy(self, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if message is None:
+            return
+        args = self._args(context).lower()
+        locale = self._locale(update.effective_user, "")
+        where = {"platform": PLATFORM, "tenant": self.tenant, "channel": str(message.chat.id)}
+        if args in ("on", "off"):
+            await self.services.repo.set_memory_opt_out(**where, opt_out=args == "off")
+        elif args:
+            await self._say(message.chat.id, text("tg.privacy.usage", locale))
+            return
+        opted_out = await self._opted_out(message.chat.id)
+        key = "tg.privacy.off" if opted_out else "tg.privacy.on"
+        await self._say(message.chat.id, text(key, locale, days=self.memory_days))
+
+    async def _opted_out(self, chat_id: int) -> bool:
+        return await self.services.repo.memory_opted_out(
+            platform=PLATFORM, tenant=self.tenant, channel=str(chat_id)
+        )
+
+    # -- inbound: conversation material for summaries and replies ------------------------
+
+    def _conversation_fetcher(
+        self, message: Message
+    ) -> Callable[[str, dict[str, Any]], Awaitable[list[dict[str, str]]]]:
+        """Material for a free-text request: from the replied message on, else today's."""
+        return self._summary_fetcher(message, since_message=message.reply_to_message, last=None)
+
+    def _summary_fetcher(
+        self, message: Message, *, since_message: Message | None, last: int | None
+    ) -> Callable[[str, dict[str, Any]], Awaitable[list[dict[str, str]]]]:
+        chat_id = str(message.chat.id)
+        request_id = message.message_id
+
+        async def fetch(scope: str, slots: dict[str, Any]) -> list[dict[str, str]]:
+            repo = self.services.repo
+            if since_message is not None:
+                rows = await repo.chat_messages(
+                    platform=PLATFORM,
+                    tenant=self.tenant,
+                    channel=chat_id,
+                    since=since_message.date.astimezone(dtm.UTC) - dtm.timedelta(seconds=1),
+                    limit=1000,
+                )
+                rows = [r for r in rows if _int(r.message_id) >= since_message.message_id]
+                if not rows and (since_message.text or since_message.caption):
+                    return [_as_material(since_message)]
+            elif last is not None:
+                rows = await repo.chat_messages(
+                    platform=PLATFORM, tenant=self.tenant, channel=chat_id, limit=max(1, last)
+                )
+            else:
+                start_of_day = dtm.datetime.now(ZoneInfo(self.timezone)).replace(
+                    hour=0, minute=0, second=0, microsecond=0
+                )
+                rows = await repo.chat_messages(
+                    platform=PLATFORM,
+                    tenant=self.tenant,
+                    channel=chat_id,
+                    since=start_of_day.astimezone(dtm.UTC),
+                    limit=1000,
+                )
+            return [
+                {"author": r.author, "text": r.text, "ts": _hhmm(r.sent_at, self.timezone)}
+                for r in rows
+                if _int(r.message_id) != request_id
+            ]
+
+        return fetch
+
+    # -- inbound: buttons ------------------------------------------------------------------
+
+    async def _on_callback(self, update: Update, context: Context) -> None:
+        query = update.callback_query
+        if query is None:
+            return
+        # Answer first: the client spins until it is answered, and late answers fail.
+        with contextlib.suppress(TelegramError):
+            await query.answer()
+        parsed = Button.parse(query.data or "")
+        chat = update.effective_chat
+        if parsed is None or chat is None:
+            return
+        action, task_id = parsed
+        reply = await self.services.router.handle_action(
+            ActionEvent(
+                platform=PLATFORM,
+                tenant=self.tenant,
+                channel=str(chat.id),
+                user=str(query.from_user.id),
+                action=action,
+                task_id=task_id,
+                event_id=f"cb:{query.id}",
+                user_name=_author(query.from_user),
+            )
+        )
+        self.services.notify()
+        if action in (Action.cancel, Action.regenerate) and reply.text:
+            await self._say(chat.id, reply.text, reply_to=_message_id(query))
+
+    # -- outbound --------------------------------------------------------------------------
+
+    async def send(self, target: Target, view: View) -> str:
+        """Post a view as a new message (long text split, buttons on the last part)."""
+        chat_id = int(target.channel)
+        body = view.text or "…"
+        markup = keyboard(view)
+        parts = split_text(body, self.max_text)
+        message: Message | None = None
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            message = await self._send_text(
+                chat_id, part, markup=markup if last else None, thread=_thread(target)
+            )
+        assert message is not None
+        self._remember_shown(chat_id, message.message_id, _fingerprint(parts[-1], markup))
+        if _active(view):
+            await self._typing(chat_id)
+        return str(message.message_id)
+
+    async def edit(self, target: Target, message_id: str, view: View) -> None:
+        """Replace a message's text and buttons; an identical edit is skipped."""
+        chat_id, mid = int(target.channel), int(message_id)
+        body = view.text or "…"
+        if len(body) > self.max_text:
+            raise DeliveryError("message is too long for one Telegram message", retryable=False)
+        markup = keyboard(view)
+        fingerprint = _fingerprint(body, markup)
+        if self._shown.get((chat_id, mid)) == fingerprint:
+            return
+        try:
+            await self._deliver(
+                chat_id,
+                lambda: self.application.bot.edit_message_text(
+                    body, chat_id=chat_id, message_id=mid, reply_markup=markup
+                ),
+            )
+        except DeliveryError as exc:
+            if "not modified" not in exc.reason.lower():
+                raise
+        self._remember_shown(chat_id, mid, fingerprint)
+        if _active(view):
+            await self._typing(chat_id)
+
+    async def notify(self, target: Target, text_: str) -> None:
+        """Post a plain message (reminders, digests), split when long."""
+        await self._say(int(target.channel), text_, thread=_thread(target), raise_errors=True)
+
+    async def _say(
+        self,
+        chat_id: int,
+        body: str,
+        *,
+        reply_to: int | None = None,
+        thread: int | None = None,
+        raise_errors: bool = False,
+    ) -> Message | None:
+        """Send text (split when long); the first part replies to ``reply_to``."""
+        first: Message | None = None
+        try:
+            for i, part in enumerate(split_text(body.strip() or "…", self.max_text)):
+                reply = (
+                    ReplyParameters(reply_to, allow_sending_without_reply=True)
+                    if reply_to is not None and i == 0
+                    else None
+                )
+                sent = await self._send_text(chat_id, part, reply=reply, thread=thread)
+                first = first or sent
+        except DeliveryError as exc:
+            if raise_errors:
+                raise
+            log.warning("could not answer in Telegram chat %s: %s", chat_id, exc.reason)
+        if first is not None:
+            self._remember_shown(chat_id, first.message_id, _fingerprint(first.text or "", None))
+        return first
+
+    async def _send_text(
+        self,
+        chat_id: int,
+        body: str,
+        *,
+        markup: InlineKeyboardMarkup | None = None,
+        reply: ReplyParameters | None = None,
+        thread: int | None = None,
+    ) -> Message:
+        return await self._deliver(
+            chat_id,
+            functools.partial(
+                self.application.bot.send_message,
+                chat_id,
+                body,
+                reply_markup=markup,
+                reply_parameters=reply,
+                message_thread_id=thread,
+            ),
+        )
+
+    async def _deliver(self, chat_id: int, call: Callable[[], Awaitable[T]]) -> T:
+        """Make one Bot API call that writes to a chat: paced, RetryAfter waited and retried."""
+        group = self._chat_types.get(chat_id, ChatType.GROUP if chat_id < 0 else ChatType.PRIVATE)
+        for attempt in range(self.max_retries + 1):
+            await self.pacer.wait(chat_id, group=group != ChatType.PRIVATE)
+            try:
+                return await call()
+            except RetryAfter as exc:
+                wait = _retry_seconds(exc)
+                if attempt >= self.max_retries or wait > self.max_retry_wait:
+                    raise DeliveryError(str(exc), retryable=True, retry_after=wait) from exc
+                log.info("Telegram flood limit in chat %s: waiting %.0fs", chat_id, wait)
+                await asyncio.sleep(wait)
+            except BadRequest as exc:
+                raise DeliveryError(exc.message, retryable=False) from exc
+            except Forbidden as exc:
+                raise DeliveryError(exc.message, retryable=False) from exc
+            except NetworkError as exc:
+                raise DeliveryError(exc.message, retryable=True) from exc
+            except TelegramError as exc:
+                raise DeliveryError(exc.message, retryable=True) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _typing(self, chat_id: int) -> None:
+        """Show "typing…" while tasks run (Telegram shows it for about 5 s)."""
+        now = time.monotonic()
+        if now - self._last_typing.get(chat_id, -10.0) < 4.0:
+            return
+        self._last_typing[chat_id] = now
+        with contextlib.suppress(TelegramError):
+            await self.application.bot.send_chat_action(chat_id, ChatAction.TYPING)
+
+    def _remember_shown(self, chat_id: int, message_id: int, fingerprint: str) -> None:
+        self._shown[(chat_id, message_id)] = fingerprint
+        self._shown.move_to_end((chat_id, message_id))
+        while len(self._shown) > 5_000:
+            self._shown.popitem(last=False)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _author(user: User) -> str:
+    return user.full_name or (f"@{user.username}" if user.username else str(user.id))
+
+
+def _as_material(message: Message) -> dict[str, str]:
+    author = _author(message.from_user) if message.from_user else "?"
+    return {
+        "author": author,
+        "text": message.text or message.caption or "",
+        "ts": message.date.astimezone(dtm.UTC).strftime("%H:%M"),
+    }
+
+
+def _hhmm(when: dtm.datetime, timezone: str) -> str:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dtm.UTC)
+    return when.astimezone(ZoneInfo(timezone)).strftime("%H:%M")
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        return -1
+
+
+def _mentions_email(args: str) -> bool:
+    return bool(re.search(r"\b(e-?mail|邮件)\b", args, re.IGNORECASE))
+
+
+def _message_id(query: CallbackQuery) -> int | None:
+    message = query.message
+    return message.message_id if message is not None else None
+
+
+def _thread(target: Target) -> int | None:
+    return int(target.thread) if target.thread and target.thread.isdigit() else None
+
+
+def _fingerprint(body: str, markup: InlineKeyboardMarkup | None) -> str:
+    buttons = (
+        [[(b.text, b.callback_data) for b in row] for row in markup.inline_keyboard]
+        if markup
+        else []
+    )
+    return f"{body}\x00{buttons}"
+
+
+def _active(view: View) -> bool:
+    """Whether a task of the view is still queued or running (it offers Cancel)."""
+    return any(b.action == Action.cancel for row in view.buttons for b in row)
