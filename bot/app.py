@@ -46,7 +46,9 @@ class App:
         """Start the worker, the scheduler jobs and the adapters."""
         if self.worker is not None:
             self._worker_task = asyncio.create_task(self.worker.run(self.stop_event))
-        self.jobs.install(poll_seconds=self.settings.poll_seconds, lease_seconds=self.settings.lease_seconds)
+        self.jobs.install(
+            poll_seconds=self.settings.poll_seconds, lease_seconds=self.settings.lease_seconds
+        )
         self.scheduler.start()
         services = Services(router=self.router, repo=self.repo, notify=self.notify)
         for adapter in self.adapters.values():
@@ -156,7 +158,9 @@ async def build_app(
             poll_seconds=min(settings.poll_seconds, 1.0),
         )
     scheduler = Scheduler(settings.timezone)
-    jobs = Jobs(repo=repo, adapters=adapter_map, scheduler=scheduler, memory_days=settings.memory_days)
+    jobs = Jobs(
+        repo=repo, adapters=adapter_map, scheduler=scheduler, memory_days=settings.memory_days
+    )
     return App(
         settings=settings,
         repo=repo,

@@ -98,7 +98,9 @@ async def _tasks(args: argparse.Namespace, settings: Settings) -> int:
                 return 1
             votes = await repo.feedback_of(args.id)
             data = _task_dict(task)
-            data["feedback"] = [{"user": v.user, "score": v.score, "reason": v.reason} for v in votes]
+            data["feedback"] = [
+                {"user": v.user, "score": v.score, "reason": v.reason} for v in votes
+            ]
             if args.json:
                 print(json.dumps(data, ensure_ascii=False, indent=2))
             else:
@@ -113,7 +115,8 @@ async def _tasks(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps([_task_dict(x) for x in tasks], ensure_ascii=False, indent=2))
         else:
             for task in tasks:
-                print(f"#{task.id}\t{task.status}\t{task.kind}\t{round(task.progress * 100)}%\t{task.user}")
+                percent = round(task.progress * 100)
+                print(f"#{task.id}\t{task.status}\t{task.kind}\t{percent}%\t{task.user}")
         return 0
     finally:
         await repo.dispose()
@@ -136,20 +139,38 @@ def build_arg_parser() -> argparse.ArgumentParser:
         "into atomic tasks and runs them on a GPU worker. Configuration comes from environment "
         "variables (see README).",
     )
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default: ATOMBOT_LOG_LEVEL or INFO)")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        help="DEBUG, INFO, WARNING (default: ATOMBOT_LOG_LEVEL or INFO)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help=RUN_HELP, description=RUN_HELP)
-    run.add_argument("--slack-port", type=int, default=None, help="serve Slack's HTTP endpoint POST /slack/events on this port")
-    run.add_argument("--wait-timeout", type=float, default=600.0, help="console: seconds to wait for open tasks after stdin closes (default 600)")
-    run.add_argument("--no-worker", action="store_true", help="do not run a generation worker in this process")
+    run.add_argument(
+        "--slack-port",
+        type=int,
+        default=None,
+        help="serve Slack's HTTP endpoint POST /slack/events on this port",
+    )
+    run.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=600.0,
+        help="console: seconds to wait for open tasks after stdin closes (default 600)",
+    )
+    run.add_argument(
+        "--no-worker", action="store_true", help="do not run a generation worker in this process"
+    )
     run.set_defaults(func=_run, is_async=True)
 
     worker = sub.add_parser("worker", help="run a generation worker alone (one per GPU)")
     worker.set_defaults(func=_worker, is_async=True)
 
     tasks = sub.add_parser("tasks", help="list tasks, or show one with its result and ratings")
-    tasks.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"], default=None)
+    tasks.add_argument(
+        "--status", choices=["queued", "running", "succeeded", "failed", "cancelled"], default=None
+    )
     tasks.add_argument("--limit", type=int, default=50)
     tasks.add_argument("--json", action="store_true", help="print JSON")
     tasks_sub = tasks.add_subparsers(dest="tasks_command")

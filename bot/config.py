@@ -31,9 +31,7 @@ class Settings(BaseSettings):
     slack_bot_token: str | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: str | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: str | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
-    slack_api_url: str = Field(
-        default="https://slack.com/api/", validation_alias="SLACK_API_URL"
-    )
+    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
     slack_command: str = Field(default="/atom", validation_alias="SLACK_COMMAND")
 
     telegram_bot_token: str | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")

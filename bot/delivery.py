@@ -33,7 +33,9 @@ def view_key(view: View) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def target_of(request: Request | Delivery, *, user: str | None = None, private: bool = False) -> Target:
+def target_of(
+    request: Request | Delivery, *, user: str | None = None, private: bool = False
+) -> Target:
     """Where a request's messages go."""
     return Target(
         platform=request.platform,
@@ -79,6 +81,8 @@ class Deliverer:
         if not any(not t.kind.endswith(".partial") for t in tasks):
             return
         delivery = await self.repo.ensure_delivery(request=request)
+        if delivery.done and (delivery.error or delivery.message_id is None):
+            return  # given up: never retried forever, never posted anew
         now = utcnow()
         if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
             return
@@ -126,11 +130,20 @@ class Deliverer:
         delivery.failures += 1
         delivery.error = exc.reason
         if not exc.retryable or delivery.failures >= MAX_DELIVERY_FAILURES:
-            log.error("giving up delivery %s after %d failures: %s", delivery.id, delivery.failures, exc.reason)
+            log.error(
+                "giving up delivery %s after %d failures: %s",
+                delivery.id,
+                delivery.failures,
+                exc.reason,
+            )
             delivery.done = True
             delivery.next_attempt_at = None
         else:
-            wait = exc.retry_after if exc.retry_after is not None else min(2.0**delivery.failures, 300.0)
+            wait = (
+                exc.retry_after
+                if exc.retry_after is not None
+                else min(2.0**delivery.failures, 300.0)
+            )
             delivery.next_attempt_at = now + timedelta(seconds=wait)
             log.warning("delivery %s failed (%s); retrying in %.1fs", delivery.id, exc.reason, wait)
         await self.repo.save_delivery(delivery)
@@ -140,7 +153,9 @@ class Deliverer:
         for task in tasks:
             if task.status == TaskStatus.queued and not task.depends_on:
                 positions[task.id or 0] = await self.repo.queue_position(task)
-        tallies = await self.repo.tallies([t.id or 0 for t in tasks if t.status == TaskStatus.succeeded])
+        tallies = await self.repo.tallies(
+            [t.id or 0 for t in tasks if t.status == TaskStatus.succeeded]
+        )
         return render_request(tasks, request.locale, now=now, positions=positions, tallies=tallies)
 
 

@@ -43,13 +43,24 @@ def _elapsed(task: Task, now: datetime) -> int:
 
 
 def status_line(
-    task: Task, locale: str, *, now: datetime, position: int | None = None, tally: Tally | None = None
+    task: Task,
+    locale: str,
+    *,
+    now: datetime,
+    position: int | None = None,
+    tally: Tally | None = None,
 ) -> str:
     """One line saying where a task is."""
     kind = kind_label(task.kind, locale)
     if task.status == TaskStatus.queued:
         if task.error == "worker_lost" or (task.error and task.attempts):
-            return t("status.retrying", locale, id=task.id, kind=kind, reason=failure_reason(task.error, locale))
+            return t(
+                "status.retrying",
+                locale,
+                id=task.id,
+                kind=kind,
+                reason=failure_reason(task.error, locale),
+            )
         if task.depends_on:
             deps = ", #".join(str(d) for d in task.depends_on)
             return t("status.waiting", locale, id=task.id, kind=kind, deps=deps)
@@ -66,7 +77,13 @@ def status_line(
             elapsed=_elapsed(task, now),
         )
     if task.status == TaskStatus.failed:
-        return t("status.failed", locale, id=task.id, kind=kind, reason=failure_reason(task.error, locale))
+        return t(
+            "status.failed",
+            locale,
+            id=task.id,
+            kind=kind,
+            reason=failure_reason(task.error, locale),
+        )
     if task.status == TaskStatus.cancelled:
         return t("status.cancelled", locale, id=task.id, kind=kind)
     line = t("status.succeeded", locale, id=task.id, kind=kind)
@@ -92,7 +109,9 @@ def render_request(
         if task.kind.endswith(".partial"):
             continue
         task_id = task.id or 0
-        title = status_line(task, locale, now=now, position=positions.get(task_id), tally=tallies.get(task_id))
+        title = status_line(
+            task, locale, now=now, position=positions.get(task_id), tally=tallies.get(task_id)
+        )
         body = ""
         if task.status == TaskStatus.succeeded:
             handler = KIND_HANDLERS.get(task.kind)
@@ -151,7 +170,7 @@ def fit_view(view: View, limit: int, locale: str) -> tuple[View, list[str]]:
         if section.text and budget > 200 and not overflow:
             first = split_text(section.text, budget)[0]
             head = first
-            overflow.append(section.text[len(first):].lstrip())
+            overflow.append(section.text[len(first) :].lstrip())
             budget = 0
         elif section.text:
             overflow.append(f"{section.title}\n{section.text}" if section.title else section.text)
@@ -160,5 +179,8 @@ def fit_view(view: View, limit: int, locale: str) -> tuple[View, list[str]]:
     for chunk in overflow:
         parts.extend(split_text(chunk, limit - 40))
     total = len(parts)
-    labelled = [f"{t('status.continued', locale, part=i + 1, parts=total)}\n{p}" for i, p in enumerate(parts)]
+    labelled = [
+        f"{t('status.continued', locale, part=i + 1, parts=total)}\n{p}"
+        for i, p in enumerate(parts)
+    ]
     return View(sections=tuple(kept), buttons=view.buttons), labelled

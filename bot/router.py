@@ -87,7 +87,9 @@ class Router:
             private=inbound.private,
             context={"user_name": inbound.user_name} if inbound.user_name else {},
         )
-        ctx = HandlerContext(repo=self.repo, request=request, now=datetime.now(UTC), fetch_messages=fetch)
+        ctx = HandlerContext(
+            repo=self.repo, request=request, now=datetime.now(UTC), fetch_messages=fetch
+        )
         tasks, answers = await self._plan(specs, ctx, text)
         stored = await self.repo.create_request(request=request, tasks=tasks)
         if not stored.created:
@@ -165,10 +167,16 @@ class Router:
         )
 
     async def _duplicate(self, request_id: int, locale: str) -> Reply:
-        tasks = [x for x in await self.repo.tasks_of_request(request_id) if not x.kind.endswith(".partial")]
+        tasks = [
+            x
+            for x in await self.repo.tasks_of_request(request_id)
+            if not x.kind.endswith(".partial")
+        ]
         if not tasks:
             return Reply(t("ack.duplicate_empty", locale), duplicate=True, request_id=request_id)
-        listed = ", ".join(t("ack.task", locale, id=x.id, kind=kind_label(x.kind, locale)) for x in tasks)
+        listed = ", ".join(
+            t("ack.task", locale, id=x.id, kind=kind_label(x.kind, locale)) for x in tasks
+        )
         return Reply(
             t("ack.duplicate", locale, tasks=listed),
             task_ids=tuple(x.id or 0 for x in tasks),
@@ -180,8 +188,8 @@ class Router:
         """Process a button press (rating, regenerate, cancel) and return the answer."""
         task = await self.repo.get_task(event.task_id)
         if locale is None:
-            request = await self.repo.get_request(task.request_id) if task else None
-            locale = request.locale if request else "en"
+            original = await self.repo.get_request(task.request_id) if task else None
+            locale = original.locale if original else "en"
         request = RequestCreate(
             platform=event.platform,
             tenant=event.tenant,

@@ -164,7 +164,9 @@ class Jobs:
             if adapter is None:
                 continue
             nxt = (
-                next_cron_time(reminder.recurrence, reminder.timezone, max(now, reminder.next_fire_at))
+                next_cron_time(
+                    reminder.recurrence, reminder.timezone, max(now, reminder.next_fire_at)
+                )
                 if reminder.recurrence
                 else None
             )
@@ -173,7 +175,10 @@ class Jobs:
                 reminder_id=reminder.id or 0, fired_at=reminder.next_fire_at, next_fire_at=nxt
             ):
                 continue
-            await self._notify(reminder, t("reminder.fire", reminder.locale, user=reminder.user, what=reminder.what))
+            await self._notify(
+                reminder,
+                t("reminder.fire", reminder.locale, user=reminder.user, what=reminder.what),
+            )
 
     async def _notify(self, where: Reminder | DigestSubscription, text: str) -> None:
         adapter = self.adapters[where.platform]
@@ -242,7 +247,13 @@ class Jobs:
             ),
         ]
         lines += [
-            t("digest.task", locale, id=x.id, kind=kind_label(x.kind, locale), status=t(f"state.{x.status}", locale))
+            t(
+                "digest.task",
+                locale,
+                id=x.id,
+                kind=kind_label(x.kind, locale),
+                status=t(f"state.{x.status}", locale),
+            )
             for x in tasks[:20]
         ]
         messages = await self.repo.chat_messages(
@@ -261,7 +272,9 @@ class Jobs:
                     locale=locale,
                     timezone=sub.timezone,
                 ),
-                tasks=[TaskCreate(kind="digest.recap", inputs={"material": material, "locale": locale})],
+                tasks=[
+                    TaskCreate(kind="digest.recap", inputs={"material": material, "locale": locale})
+                ],
             )
             lines.append(t("digest.recap_pending", locale, id=stored.tasks[0].id))
         elif not tasks:
@@ -272,12 +285,14 @@ class Jobs:
     async def purge_memory(self) -> None:
         """Forget chat messages older than the retention period."""
         if self.memory_days > 0:
-            await self.repo.purge_chat_memory(older_than=utcnow() - timedelta(days=self.memory_days))
+            await self.repo.purge_chat_memory(
+                older_than=utcnow() - timedelta(days=self.memory_days)
+            )
 
 
 def target_of_channel(where: Reminder | DigestSubscription) -> Target:
     """The chat a reminder or digest is sent to."""
     thread = where.thread if isinstance(where, Reminder) else None
-    return Target(platform=where.platform, tenant=where.tenant, channel=where.channel, thread=thread)
-
-
+    return Target(
+        platform=where.platform, tenant=where.tenant, channel=where.channel, thread=thread
+    )

@@ -116,6 +116,25 @@ EN: dict[str, str] = {
     # Errors.
     "error.internal": "Something went wrong on my side; the request is kept and I logged the details. Please try again in a moment.",
     "error.not_allowed": "Sorry, this bot is not enabled for this chat.",
+    # Telegram adapter.
+    "tg.command.start": "Start and see what I can do",
+    "tg.command.help": "What I can do, with examples",
+    "tg.command.email": "Draft an email: /email to Dana about the delay",
+    "tg.command.reply": "Draft a reply (send it as a reply to the message)",
+    "tg.command.summarize": "Summarize: reply to a message, or /summarize last 50",
+    "tg.command.status": "Your recent tasks, or /status 42",
+    "tg.command.cancel": "Cancel a task: /cancel 42",
+    "tg.command.digest": "Daily digest of this chat: /digest at 9am, /digest off",
+    "tg.command.forget": "Delete the messages I keep of this chat and stop keeping them",
+    "tg.command.privacy": "What I keep of this chat; /privacy off or on",
+    "tg.privacy.on": "I keep the text messages of this chat for {days} days so that /summarize can work (Telegram does not let bots read chat history). /privacy off stops that and /forget also deletes what I kept.",
+    "tg.privacy.off": "I don't keep the messages of this chat, so /summarize only sees what you send with it. /privacy on lets me keep them for {days} days.",
+    "tg.privacy.usage": "Use /privacy, /privacy on or /privacy off.",
+    "tg.forgotten": "Deleted {n} kept message(s) of this chat; I won't keep new ones. /privacy on switches this back on.",
+    "tg.usage.email": "Tell me what to write, for example: /email to Dana about the delay",
+    "tg.usage.reply": "Send /reply as a reply to the message you want me to answer.",
+    "tg.usage.cancel": "Which task? For example: /cancel 42 (see /status).",
+    "tg.summarize.empty": "I have no messages of this chat to summarize yet: I only see messages sent while I'm here, and nothing when memory is off (/privacy).",
 }
 
 ZH: dict[str, str] = {
@@ -211,6 +230,24 @@ ZH: dict[str, str] = {
     "console.timeout": "等待 {seconds} 秒后停止；仍有 {n} 个任务未完成，它们保留在队列中。",
     "error.internal": "我这边出了点问题；请求已保存，详细信息已记录。请稍后再试。",
     "error.not_allowed": "抱歉，此聊天未启用本机器人。",
+    "tg.command.start": "开始使用并查看我能做什么",
+    "tg.command.help": "我能做什么（附示例）",
+    "tg.command.email": "起草邮件：/email 给 Dana 说明延迟",
+    "tg.command.reply": "起草回复（以回复要回答的消息的方式发送）",
+    "tg.command.summarize": "总结：回复某条消息，或 /summarize last 50",
+    "tg.command.status": "查看最近的任务，或 /status 42",
+    "tg.command.cancel": "取消任务：/cancel 42",
+    "tg.command.digest": "本聊天的每日摘要：/digest at 9am，/digest off",
+    "tg.command.forget": "删除我保存的本聊天消息并停止保存",
+    "tg.command.privacy": "我保存了本聊天的什么；/privacy off 或 on",
+    "tg.privacy.on": "我会保存本聊天的文字消息 {days} 天，以便 /summarize 使用（Telegram 不允许机器人读取聊天记录）。/privacy off 停止保存，/forget 还会删除已保存的消息。",
+    "tg.privacy.off": "我不保存本聊天的消息，所以 /summarize 只能看到随命令发送的内容。/privacy on 让我保存 {days} 天。",
+    "tg.privacy.usage": "请使用 /privacy、/privacy on 或 /privacy off。",
+    "tg.forgotten": "已删除本聊天保存的 {n} 条消息，之后不再保存。/privacy on 可重新开启。",
+    "tg.usage.email": "请告诉我写什么，例如：/email 给 Dana 说明延迟",
+    "tg.usage.reply": "请以回复要回答的消息的方式发送 /reply。",
+    "tg.usage.cancel": "取消哪个任务？例如：/cancel 42（见 /status）。",
+    "tg.summarize.empty": "我还没有本聊天可总结的消息：我只能看到我在群里之后发送的消息，关闭记忆时（/privacy）则什么都不保存。",
 }
 
 CATALOG: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}

@@ -29,6 +29,4 @@ INTENT_HANDLERS: dict[str, Handler] = {i: h for h in ALL_HANDLERS for i in h.int
 #: Task kind -> the handler that builds its prompt and renders its result.
 KIND_HANDLERS: dict[str, Handler] = {k: h for h in ALL_HANDLERS for k in h.kinds}
 #: Task kinds the generation worker runs.
-GENERATIVE_KINDS: tuple[str, ...] = tuple(
-    k for h in ALL_HANDLERS if h.generative for k in h.kinds
-)
+GENERATIVE_KINDS: tuple[str, ...] = tuple(k for h in ALL_HANDLERS if h.generative for k in h.kinds)

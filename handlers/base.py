@@ -32,7 +32,9 @@ def fence(text: str) -> str:
 
 def system_prompt(role: str, language: str) -> str:
     """The system message shared by all generative handlers."""
-    return f"You are atombot, a concise workplace assistant. {role} {DATA_RULE} Write in {language}."
+    return (
+        f"You are atombot, a concise workplace assistant. {role} {DATA_RULE} Write in {language}."
+    )
 
 
 @dataclass

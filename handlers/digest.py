@@ -1,4 +1,4 @@
-"""``digest.subscribe`` / ``digest.unsubscribe`` (answered at once) and the ``digest.recap`` task."""
+"""``digest.subscribe`` / ``digest.unsubscribe`` (answered at once) and ``digest.recap`` tasks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ from models.intents.spec import TaskSpec
 from storage.tables import Task
 
 DEFAULT_CRON: dict[str, Any] = {"hour": 8, "minute": 0}
-DAYS = {"mon": "Monday", "tue": "Tuesday", "wed": "Wednesday", "thu": "Thursday", "fri": "Friday", "sat": "Saturday", "sun": "Sunday"}
+DAYS = {
+    "mon": "Monday",
+    "tue": "Tuesday",
+    "wed": "Wednesday",
+    "thu": "Thursday",
+    "fri": "Friday",
+    "sat": "Saturday",
+    "sun": "Sunday",
+}
 
 
 def describe_schedule(cron: dict[str, Any], locale: str) -> str:
@@ -45,7 +53,12 @@ class DigestSubscribeHandler(Handler):
             locale=r.locale,
         )
         return Plan(
-            answer=t("digest.subscribed", r.locale, schedule=describe_schedule(cron, r.locale), timezone=timezone)
+            answer=t(
+                "digest.subscribed",
+                r.locale,
+                schedule=describe_schedule(cron, r.locale),
+                timezone=timezone,
+            )
         )
 
 
@@ -83,8 +96,8 @@ class DigestRecapHandler(Handler):
                 },
                 {
                     "role": "user",
-                    "content": "Recap what happened: topics, decisions, open questions, action items "
-                    "with owners.\n" + fence(inputs.get("material", "")),
+                    "content": "Recap what happened: topics, decisions, open questions, "
+                    "action items with owners.\n" + fence(inputs.get("material", "")),
                 },
             ),
             max_new_tokens=400,

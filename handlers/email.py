@@ -33,7 +33,12 @@ class EmailHandler(Handler):
         )
         return GenerationRequest(
             messages=(
-                {"role": "system", "content": system_prompt("You draft emails.", language_name(inputs.get("locale", "en")))},
+                {
+                    "role": "system",
+                    "content": system_prompt(
+                        "You draft emails.", language_name(inputs.get("locale", "en"))
+                    ),
+                },
                 {"role": "user", "content": user},
             ),
             max_new_tokens=LENGTH_TOKENS.get(length, 350),

@@ -24,7 +24,9 @@ async def rate(task_id: int, score: int, ctx: HandlerContext) -> str:
     return t("rate.recorded_up" if score > 0 else "rate.recorded_down", locale, id=task_id)
 
 
-def regenerate_task(original_inputs: dict[str, object], kind: str, attempt: int, original_id: int) -> TaskCreate:
+def regenerate_task(
+    original_inputs: dict[str, object], kind: str, attempt: int, original_id: int
+) -> TaskCreate:
     """A new attempt at a task: same inputs, sampling on so the text differs."""
     inputs = dict(original_inputs)
     inputs["temperature"] = 0.8

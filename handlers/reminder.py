@@ -42,14 +42,22 @@ class ReminderHandler(Handler):
         recurrence = slots.get("recurrence")
         locale = ctx.request.locale
         text = (
-            t("reminder.set_recurring", locale, when=local, what=what, recurrence=describe_recurrence(recurrence))
+            t(
+                "reminder.set_recurring",
+                locale,
+                when=local,
+                what=what,
+                recurrence=describe_recurrence(recurrence),
+            )
             if recurrence
             else t("reminder.set", locale, when=local, what=what)
         )
         inputs = {**slots, "when_utc": when.isoformat(), "what": what, "timezone": tz}
         return Plan(
             tasks=(
-                TaskCreate(kind="reminder.create", inputs=inputs, status=TaskStatus.succeeded, result=text),
+                TaskCreate(
+                    kind="reminder.create", inputs=inputs, status=TaskStatus.succeeded, result=text
+                ),
             )
         )
 

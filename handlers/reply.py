@@ -38,7 +38,9 @@ class ReplyHandler(Handler):
     def prompt(self, task: Task, dependencies: Sequence[Task]) -> GenerationRequest:
         """The message(s) to answer, fenced, plus any extra instructions."""
         inputs = task.inputs
-        material = inputs.get("text") or inputs.get("conversation") or inputs.get("request_text", "")
+        material = (
+            inputs.get("text") or inputs.get("conversation") or inputs.get("request_text", "")
+        )
         user = (
             "Draft a reply to the conversation below, ready to send.\n"
             f"{dependency_material(dependencies)}"

@@ -42,7 +42,10 @@ class StatusHandler(Handler):
             tasks = [x for x in await ctx.repo.tasks_by_ids(ids) if owned(x, ctx)]
         else:
             tasks = await ctx.repo.list_tasks(
-                platform=ctx.request.platform, tenant=ctx.request.tenant, user=ctx.request.user, limit=10
+                platform=ctx.request.platform,
+                tenant=ctx.request.tenant,
+                user=ctx.request.user,
+                limit=10,
             )
         if not tasks:
             return Plan(answer=t("status.none", locale))
@@ -51,7 +54,15 @@ class StatusHandler(Handler):
             state = t(f"state.{task.status}", locale)
             if task.status == "running":
                 state += f" {round(task.progress * 100)}%"
-            lines.append(t("status.line", locale, id=task.id, kind=kind_label(task.kind, locale), status=state))
+            lines.append(
+                t(
+                    "status.line",
+                    locale,
+                    id=task.id,
+                    kind=kind_label(task.kind, locale),
+                    status=state,
+                )
+            )
         return Plan(answer="\n".join(lines))
 
 
@@ -67,7 +78,10 @@ class CancelHandler(Handler):
         ids = [int(i) for i in spec.slots.get("task_ids") or []]
         if not ids:
             mine = await ctx.repo.list_tasks(
-                platform=ctx.request.platform, tenant=ctx.request.tenant, user=ctx.request.user, limit=50
+                platform=ctx.request.platform,
+                tenant=ctx.request.tenant,
+                user=ctx.request.user,
+                limit=50,
             )
             active = [x for x in mine if x.status in ACTIVE_STATUSES]
             if not active:
@@ -84,6 +98,8 @@ async def cancel_one(task_id: int, ctx: HandlerContext) -> str:
     if task is None or not owned(task, ctx):
         return t("cancel.not_found", locale, id=task_id)
     if task.status not in ACTIVE_STATUSES and task.kind != "reminder.create":
-        return t("cancel.already_finished", locale, id=task_id, status=t(f"state.{task.status}", locale))
+        return t(
+            "cancel.already_finished", locale, id=task_id, status=t(f"state.{task.status}", locale)
+        )
     await ctx.repo.cancel(task_id=task_id, reason="cancelled by user")
     return t("cancel.done", locale, id=task_id)

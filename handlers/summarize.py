@@ -78,7 +78,12 @@ class SummarizeHandler(Handler):
         partials = tuple(
             TaskCreate(
                 kind=PARTIAL,
-                inputs={"material": chunk, "part": i + 1, "parts": len(chunks), "locale": inputs.get("locale", "en")},
+                inputs={
+                    "material": chunk,
+                    "part": i + 1,
+                    "parts": len(chunks),
+                    "locale": inputs.get("locale", "en"),
+                },
             )
             for i, chunk in enumerate(chunks)
         )
@@ -94,7 +99,9 @@ class SummarizeHandler(Handler):
             ask = "Combine these partial summaries of one conversation into one summary. "
         elif task.kind == PARTIAL:
             material = inputs.get("material", "")
-            ask = f"Summarize part {inputs.get('part')} of {inputs.get('parts')} of a conversation. "
+            ask = (
+                f"Summarize part {inputs.get('part')} of {inputs.get('parts')} of a conversation. "
+            )
         else:
             material = inputs.get("material", "")
             ask = "Summarize the following. "

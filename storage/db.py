@@ -7,7 +7,12 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -18,7 +23,7 @@ def default_database_url(data_dir: Path) -> str:
 
 
 def async_url(url: str) -> str:
-    """Map a user-facing URL to its asyncio driver (``sqlite`` → aiosqlite, PostgreSQL → psycopg)."""
+    """Map a user-facing URL to its asyncio driver (SQLite: aiosqlite, PostgreSQL: psycopg)."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":

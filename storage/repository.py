@@ -94,7 +94,9 @@ class Repository:
                 )
                 if existing is None:  # pragma: no cover - the constraint said it exists
                     raise
-                return CreatedRequest(existing, await self.tasks_of_request(existing.id or 0), False)
+                return CreatedRequest(
+                    existing, await self.tasks_of_request(existing.id or 0), False
+                )
             now = utcnow()
             created: list[Task] = []
             for position, spec in enumerate(tasks):
@@ -251,7 +253,9 @@ class Repository:
             await session.commit()
         return sorted(claimed, key=lambda t: (-t.priority, t.id or 0))
 
-    async def heartbeat(self, *, worker_id: str, task_ids: Sequence[int], lease_seconds: float) -> int:
+    async def heartbeat(
+        self, *, worker_id: str, task_ids: Sequence[int], lease_seconds: float
+    ) -> int:
         """Extend the leases ``worker_id`` holds; returns how many are still held."""
         if not task_ids:
             return 0
@@ -348,16 +352,20 @@ class Repository:
         now = utcnow()
         async with self._sessions() as session:
             task = (
-                await session.execute(
-                    select(Task)
-                    .where(
-                        Task.id == task_id,
-                        Task.lease_owner == worker_id,
-                        Task.status == TaskStatus.running,
+                (
+                    await session.execute(
+                        select(Task)
+                        .where(
+                            Task.id == task_id,
+                            Task.lease_owner == worker_id,
+                            Task.status == TaskStatus.running,
+                        )
+                        .with_for_update()
                     )
-                    .with_for_update()
                 )
-            ).scalars().first()
+                .scalars()
+                .first()
+            )
             if task is None:
                 return None
             task.lease_owner = None
@@ -516,10 +524,14 @@ class Repository:
         now = utcnow()
         async with self._sessions() as session:
             existing = (
-                await session.execute(
-                    select(Feedback).where(Feedback.task_id == task_id, Feedback.user == user)
+                (
+                    await session.execute(
+                        select(Feedback).where(Feedback.task_id == task_id, Feedback.user == user)
+                    )
                 )
-            ).scalars().first()
+                .scalars()
+                .first()
+            )
             # Touch the task so the delivery job re-renders its tally.
             await session.execute(
                 update(Task)
@@ -528,7 +540,9 @@ class Repository:
                 .execution_options(synchronize_session=False)
             )
             if existing is not None:
-                changed = existing.score != score or (reason is not None and existing.reason != reason)
+                changed = existing.score != score or (
+                    reason is not None and existing.reason != reason
+                )
                 existing.score = score
                 if reason is not None:
                     existing.reason = reason
@@ -608,7 +622,9 @@ class Repository:
             session.add(delivery)
             await session.commit()
 
-    async def pending_deliveries(self, *, platforms: Sequence[str], limit: int = 200) -> list[Delivery]:
+    async def pending_deliveries(
+        self, *, platforms: Sequence[str], limit: int = 200
+    ) -> list[Delivery]:
         """Deliveries not yet done, for adapters that are running."""
         async with self._sessions() as session:
             rows = await session.execute(
@@ -638,16 +654,22 @@ class Repository:
         """Create or replace the digest subscription of a channel."""
         async with self._sessions() as session:
             row = (
-                await session.execute(
-                    select(DigestSubscription).where(
-                        DigestSubscription.platform == platform,
-                        DigestSubscription.tenant == tenant,
-                        DigestSubscription.channel == channel,
+                (
+                    await session.execute(
+                        select(DigestSubscription).where(
+                            DigestSubscription.platform == platform,
+                            DigestSubscription.tenant == tenant,
+                            DigestSubscription.channel == channel,
+                        )
                     )
                 )
-            ).scalars().first()
+                .scalars()
+                .first()
+            )
             if row is None:
-                row = DigestSubscription(platform=platform, tenant=tenant, channel=channel, user=user)
+                row = DigestSubscription(
+                    platform=platform, tenant=tenant, channel=channel, user=user
+                )
             row.cron = cron
             row.timezone = timezone
             row.locale = locale
@@ -662,14 +684,18 @@ class Repository:
         """Remove a channel's digest; False when there was none."""
         async with self._sessions() as session:
             row = (
-                await session.execute(
-                    select(DigestSubscription).where(
-                        DigestSubscription.platform == platform,
-                        DigestSubscription.tenant == tenant,
-                        DigestSubscription.channel == channel,
+                (
+                    await session.execute(
+                        select(DigestSubscription).where(
+                            DigestSubscription.platform == platform,
+                            DigestSubscription.tenant == tenant,
+                            DigestSubscription.channel == channel,
+                        )
                     )
                 )
-            ).scalars().first()
+                .scalars()
+                .first()
+            )
             if row is None:
                 return False
             await session.delete(row)
@@ -784,14 +810,18 @@ class Repository:
         """Whether a chat asked atombot not to keep its messages."""
         async with self._sessions() as session:
             row = (
-                await session.execute(
-                    select(ChatSetting).where(
-                        ChatSetting.platform == platform,
-                        ChatSetting.tenant == tenant,
-                        ChatSetting.channel == channel,
+                (
+                    await session.execute(
+                        select(ChatSetting).where(
+                            ChatSetting.platform == platform,
+                            ChatSetting.tenant == tenant,
+                            ChatSetting.channel == channel,
+                        )
                     )
                 )
-            ).scalars().first()
+                .scalars()
+                .first()
+            )
             return bool(row and row.memory_opt_out)
 
     async def set_memory_opt_out(
@@ -800,14 +830,18 @@ class Repository:
         """Switch chat memory off (and forget what was kept) or back on."""
         async with self._sessions() as session:
             row = (
-                await session.execute(
-                    select(ChatSetting).where(
-                        ChatSetting.platform == platform,
-                        ChatSetting.tenant == tenant,
-                        ChatSetting.channel == channel,
+                (
+                    await session.execute(
+                        select(ChatSetting).where(
+                            ChatSetting.platform == platform,
+                            ChatSetting.tenant == tenant,
+                            ChatSetting.channel == channel,
+                        )
                     )
                 )
-            ).scalars().first()
+                .scalars()
+                .first()
+            )
             if row is None:
                 row = ChatSetting(platform=platform, tenant=tenant, channel=channel)
             row.memory_opt_out = opt_out
@@ -851,9 +885,7 @@ class Repository:
         if since is not None:
             query = query.where(ChatMessage.sent_at >= since)  # type: ignore[operator]
         if thread is not None:
-            query = query.where(
-                or_(ChatMessage.thread == thread, ChatMessage.message_id == thread)
-            )
+            query = query.where(or_(ChatMessage.thread == thread, ChatMessage.message_id == thread))
         async with self._sessions() as session:
             rows = await session.execute(
                 query.order_by(ChatMessage.sent_at.desc(), ChatMessage.id.desc()).limit(limit)  # type: ignore[attr-defined, union-attr]

@@ -133,9 +133,7 @@ class Feedback(SQLModel, table=True):
 class DigestSubscription(SQLModel, table=True):
     """A scheduled recap of a channel: cron fields, timezone and what it covers."""
 
-    __table_args__ = (
-        UniqueConstraint("platform", "tenant", "channel", name="uq_digest_channel"),
-    )
+    __table_args__ = (UniqueConstraint("platform", "tenant", "channel", name="uq_digest_channel"),)
 
     id: int | None = Field(default=None, primary_key=True)
     platform: str = Field(max_length=32)

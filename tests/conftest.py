@@ -13,12 +13,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from typing import TYPE_CHECKING  # noqa: E402
+from typing import TYPE_CHECKING
 
-from bot.config import Settings  # noqa: E402
-from storage.db import create_engine  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
-from storage.repository import Repository  # noqa: E402
+from bot.config import Settings
+from storage.db import create_engine
+from storage.migrate import upgrade
+from storage.repository import Repository
 
 if TYPE_CHECKING:
     from models.generation.hf import HFGenerator
@@ -74,7 +74,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def parser(tmp_path_factory: pytest.TempPathFactory) -> "IntentClassifier":
+def parser(tmp_path_factory: pytest.TempPathFactory) -> IntentClassifier:
     """The real intent classifier (all-MiniLM-L6-v2 + head on the default intents file)."""
     from models.intents import IntentClassifier
 
@@ -91,7 +91,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def generator(tiny_model: Path) -> AsyncIterator["HFGenerator"]:
+async def generator(tiny_model: Path) -> AsyncIterator[HFGenerator]:
     """The transformers backend on the tiny model (not yet started: the worker starts it)."""
     from models.generation.hf import HFGenerator
 
@@ -111,11 +111,19 @@ DEFAULT_TEST_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 @pytest.fixture
 def postgres_url() -> str:
     """A fresh, migrated PostgreSQL database; skips only when no server can be reached."""
-    url = POSTGRES_URL if ON_POSTGRES else os.environ.get("ATOMBOT_TEST_POSTGRES_URL", DEFAULT_TEST_POSTGRES)
+    url = (
+        POSTGRES_URL
+        if ON_POSTGRES
+        else os.environ.get("ATOMBOT_TEST_POSTGRES_URL", DEFAULT_TEST_POSTGRES)
+    )
     try:
         _reset_postgres(url)
     except Exception as exc:  # the server is down or absent on this machine
-        if "Connection refused" in str(exc) or "could not connect" in str(exc).lower() or "connection failed" in str(exc).lower():
+        if (
+            "Connection refused" in str(exc)
+            or "could not connect" in str(exc).lower()
+            or "connection failed" in str(exc).lower()
+        ):
             pytest.skip(f"PostgreSQL not reachable at {url}: {exc}")
         raise
     upgrade(url)

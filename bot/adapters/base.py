@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 class DeliveryError(Exception):
     """Writing to the platform failed. ``retryable`` False means: give this message up."""
 
-    def __init__(self, reason: str, *, retryable: bool = True, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, *, retryable: bool = True, retry_after: float | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable

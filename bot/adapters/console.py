@@ -108,7 +108,12 @@ class ConsoleAdapter:
         assert self._services is not None
         parts = line.split()
         locale = detect_locale(line)
-        actions = {"up": Action.rate_up, "down": Action.rate_down, "+1": Action.rate_up, "-1": Action.rate_down}
+        actions = {
+            "up": Action.rate_up,
+            "down": Action.rate_down,
+            "+1": Action.rate_up,
+            "-1": Action.rate_down,
+        }
         if len(parts) != 3 or not parts[1].lstrip("#").isdigit() or parts[2].lower() not in actions:
             self._out(t("rate.usage", locale))
             return
@@ -146,7 +151,9 @@ class ConsoleAdapter:
                 self._out(t("console.waiting", "en", n=len(open_tasks)))
                 announced = True
             if loop.time() > deadline:
-                self._out(t("console.timeout", "en", seconds=int(self.wait_timeout), n=len(open_tasks)))
+                self._out(
+                    t("console.timeout", "en", seconds=int(self.wait_timeout), n=len(open_tasks))
+                )
                 return
             await asyncio.sleep(0.1)
 

@@ -82,8 +82,13 @@ class Worker:
                 claimed = await self.step()
                 if not claimed:
                     self._wake.clear()
-                    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-                    await asyncio.wait(waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+                    waiters = [
+                        asyncio.ensure_future(stop.wait()),
+                        asyncio.ensure_future(self._wake.wait()),
+                    ]
+                    await asyncio.wait(
+                        waiters, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+                    )
                     for w in waiters:
                         w.cancel()
         finally:
@@ -145,12 +150,17 @@ class Worker:
                 task_id=task_id, worker_id=self.worker_id, result=result.text.strip()
             )
             if not stored:
-                log.info("task %s finished but is no longer ours (cancelled or lease lost)", task_id)
+                log.info(
+                    "task %s finished but is no longer ours (cancelled or lease lost)", task_id
+                )
         except asyncio.CancelledError:
             raise
         except GeneratorUnavailable as exc:
             await self.repo.fail(
-                task_id=task_id, worker_id=self.worker_id, error=f"model_unavailable: {exc.reason}", retryable=False
+                task_id=task_id,
+                worker_id=self.worker_id,
+                error=f"model_unavailable: {exc.reason}",
+                retryable=False,
             )
         except GenerationError as exc:
             log.warning("task %s: generation failed: %s", task_id, exc.reason)
@@ -197,7 +207,9 @@ class Worker:
             await asyncio.sleep(interval)
             if self._running:
                 await self.repo.heartbeat(
-                    worker_id=self.worker_id, task_ids=list(self._running), lease_seconds=self.lease_seconds
+                    worker_id=self.worker_id,
+                    task_ids=list(self._running),
+                    lease_seconds=self.lease_seconds,
                 )
 
     async def _drain(self) -> None:

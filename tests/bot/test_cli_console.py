@@ -17,7 +17,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("atombot-data")
 
 
-def atombot(args: list[str], *, stdin: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def atombot(
+    args: list[str], *, stdin: str, env: dict[str, str], timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         input=stdin,
@@ -31,7 +33,9 @@ def atombot(args: list[str], *, stdin: str, env: dict[str, str], timeout: float 
 
 @pytest.fixture
 def env(database_url: str, data_dir: Path, tiny_model: Path) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TELEGRAM_", "ATOMBOT_"))}
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TELEGRAM_", "ATOMBOT_"))
+    }
     return {
         **base,
         "DATABASE_URL": database_url,
@@ -65,12 +69,18 @@ def test_a_request_piped_into_run_is_acknowledged_generated_and_rated(env: dict[
 
 def test_rating_a_task_that_has_not_finished_gets_a_clear_answer(env: dict[str, str]) -> None:
     env = {**env, "ATOMBOT_MODEL": "/nonexistent/model"}
-    run = atombot(["run", "--no-worker", "--wait-timeout", "0"], stdin="summarize: the launch moved to May\n/rate 1 up\n", env=env)
+    run = atombot(
+        ["run", "--no-worker", "--wait-timeout", "0"],
+        stdin="summarize: the launch moved to May\n/rate 1 up\n",
+        env=env,
+    )
     assert run.returncode == 0, run.stderr
     assert "Task #1 hasn't finished yet" in run.stdout
 
 
-def test_a_model_that_cannot_load_fails_the_task_with_the_reason_and_exits(env: dict[str, str]) -> None:
+def test_a_model_that_cannot_load_fails_the_task_with_the_reason_and_exits(
+    env: dict[str, str],
+) -> None:
     env = {**env, "ATOMBOT_MODEL": "/nonexistent/model"}
     run = atombot(["run"], stdin="draft an email to Dana about the delayed shipment\n", env=env)
     assert run.returncode == 0, run.stderr
@@ -80,14 +90,26 @@ def test_a_model_that_cannot_load_fails_the_task_with_the_reason_and_exits(env: 
 
 def test_tasks_lists_what_is_stored(env: dict[str, str]) -> None:
     env = {**env, "ATOMBOT_MODEL": "/nonexistent/model"}
-    atombot(["run", "--no-worker", "--wait-timeout", "0"], stdin="summarize: we agreed to ship on Friday\n", env=env)
+    atombot(
+        ["run", "--no-worker", "--wait-timeout", "0"],
+        stdin="summarize: we agreed to ship on Friday\n",
+        env=env,
+    )
     listed = atombot(["tasks", "--json"], stdin="", env=env)
     assert listed.returncode == 0, listed.stderr
-    assert [(t["id"], t["kind"], t["status"]) for t in json.loads(listed.stdout)] == [(1, "summarize", "queued")]
+    assert [(t["id"], t["kind"], t["status"]) for t in json.loads(listed.stdout)] == [
+        (1, "summarize", "queued")
+    ]
 
 
 def test_help_for_every_command_exits_zero(env: dict[str, str]) -> None:
-    for args in (["--help"], ["run", "--help"], ["tasks", "--help"], ["db", "--help"], ["worker", "--help"]):
+    for args in (
+        ["--help"],
+        ["run", "--help"],
+        ["tasks", "--help"],
+        ["db", "--help"],
+        ["worker", "--help"],
+    ):
         out = atombot(args, stdin="", env=env, timeout=60)
         assert out.returncode == 0, (args, out.stderr)
         assert "usage: atombot" in out.stdout

@@ -13,7 +13,9 @@ async def test_two_workers_claiming_at_once_never_get_the_same_task(postgres_url
     setup = Repository(create_engine(postgres_url))
     for i in range(20):
         await setup.create_request(
-            request=RequestCreate(platform="p", tenant="t", channel="c", user="u", text="x", event_id=f"e{i}"),
+            request=RequestCreate(
+                platform="p", tenant="t", channel="c", user="u", text="x", event_id=f"e{i}"
+            ),
             tasks=[TaskCreate(kind="summarize") for _ in range(5)],
         )
     workers = [Repository(create_engine(postgres_url)) for _ in range(2)]

@@ -30,15 +30,21 @@ async def test_a_request_and_its_tasks_are_stored_together_queued(repo: Reposito
 
 
 async def test_the_same_event_twice_stores_one_request_and_no_new_tasks(repo: Repository) -> None:
-    first = await repo.create_request(request=a_request("dup"), tasks=[TaskCreate(kind="summarize")])
-    second = await repo.create_request(request=a_request("dup"), tasks=[TaskCreate(kind="summarize")])
+    first = await repo.create_request(
+        request=a_request("dup"), tasks=[TaskCreate(kind="summarize")]
+    )
+    second = await repo.create_request(
+        request=a_request("dup"), tasks=[TaskCreate(kind="summarize")]
+    )
     assert first.created and not second.created
     assert second.request.id == first.request.id
     assert [t.id for t in second.tasks] == [t.id for t in first.tasks]
     assert len(await repo.list_tasks()) == 1
 
 
-async def test_claim_leases_a_task_to_one_worker_and_completion_stores_the_result(repo: Repository) -> None:
+async def test_claim_leases_a_task_to_one_worker_and_completion_stores_the_result(
+    repo: Repository,
+) -> None:
     [task_id] = await make_tasks(repo, TaskCreate(kind="email.draft"))
     claimed = await repo.claim(worker_id="w1", limit=5, lease_seconds=30)
     assert [t.id for t in claimed] == [task_id]
@@ -79,7 +85,9 @@ async def test_heartbeats_keep_a_lease_alive(repo: Repository) -> None:
 async def test_a_failed_attempt_waits_out_its_backoff_before_the_retry(repo: Repository) -> None:
     [task_id] = await make_tasks(repo, TaskCreate(kind="summarize", max_attempts=2))
     await repo.claim(worker_id="w", limit=1, lease_seconds=30)
-    task = await repo.fail(task_id=task_id, worker_id="w", error="generation_failed: boom", backoff_seconds=60)
+    task = await repo.fail(
+        task_id=task_id, worker_id="w", error="generation_failed: boom", backoff_seconds=60
+    )
     assert task is not None and task.status == TaskStatus.queued and task.not_before is not None
     assert await repo.claim(worker_id="w", limit=1, lease_seconds=30) == []
 
@@ -87,17 +95,27 @@ async def test_a_failed_attempt_waits_out_its_backoff_before_the_retry(repo: Rep
 async def test_retries_stop_after_max_attempts(repo: Repository) -> None:
     [task_id] = await make_tasks(repo, TaskCreate(kind="summarize", max_attempts=2))
     await repo.claim(worker_id="w", limit=1, lease_seconds=30)
-    await repo.fail(task_id=task_id, worker_id="w", error="generation_failed: one", backoff_seconds=0)
+    await repo.fail(
+        task_id=task_id, worker_id="w", error="generation_failed: one", backoff_seconds=0
+    )
     [again] = await repo.claim(worker_id="w", limit=1, lease_seconds=30)
     assert again.attempts == 2
-    task = await repo.fail(task_id=task_id, worker_id="w", error="generation_failed: two", backoff_seconds=0)
-    assert task is not None and task.status == TaskStatus.failed and task.error == "generation_failed: two"
+    task = await repo.fail(
+        task_id=task_id, worker_id="w", error="generation_failed: two", backoff_seconds=0
+    )
+    assert (
+        task is not None
+        and task.status == TaskStatus.failed
+        and task.error == "generation_failed: two"
+    )
     assert await repo.fail(task_id=task_id, worker_id="w", error="x") is None  # no longer held
 
 
 async def test_the_last_attempt_fails_the_task_and_its_dependents(repo: Repository) -> None:
     first, second = await make_tasks(
-        repo, TaskCreate(kind="summarize", max_attempts=1), TaskCreate(kind="email.draft", depends_on=(0,))
+        repo,
+        TaskCreate(kind="summarize", max_attempts=1),
+        TaskCreate(kind="email.draft", depends_on=(0,)),
     )
     [claimed] = await repo.claim(worker_id="w", limit=5, lease_seconds=30)
     assert claimed.id == first  # the email waits for the summary
@@ -107,7 +125,9 @@ async def test_the_last_attempt_fails_the_task_and_its_dependents(repo: Reposito
     assert dependent is not None and dependent.status == TaskStatus.failed
 
 
-async def test_a_dependent_task_is_claimed_only_after_its_dependency_succeeded(repo: Repository) -> None:
+async def test_a_dependent_task_is_claimed_only_after_its_dependency_succeeded(
+    repo: Repository,
+) -> None:
     first, second = await make_tasks(
         repo, TaskCreate(kind="summarize"), TaskCreate(kind="email.draft", depends_on=(0,))
     )
@@ -120,7 +140,10 @@ async def test_a_dependent_task_is_claimed_only_after_its_dependency_succeeded(r
 
 async def test_higher_priority_is_claimed_first_then_oldest(repo: Repository) -> None:
     low, high, low2 = await make_tasks(
-        repo, TaskCreate(kind="summarize"), TaskCreate(kind="summarize", priority=5), TaskCreate(kind="summarize")
+        repo,
+        TaskCreate(kind="summarize"),
+        TaskCreate(kind="summarize", priority=5),
+        TaskCreate(kind="summarize"),
     )
     claimed = await repo.claim(worker_id="w", limit=3, lease_seconds=30)
     assert [t.id for t in claimed] == [high, low, low2]
@@ -141,7 +164,9 @@ async def test_cancel_stops_a_queued_task_and_its_dependents(repo: Repository) -
     assert dependent is not None and dependent.status == TaskStatus.cancelled
 
 
-async def test_a_cancelled_running_task_cannot_report_progress_or_complete(repo: Repository) -> None:
+async def test_a_cancelled_running_task_cannot_report_progress_or_complete(
+    repo: Repository,
+) -> None:
     [task_id] = await make_tasks(repo, TaskCreate(kind="summarize"))
     await repo.claim(worker_id="w", limit=1, lease_seconds=30)
     assert await repo.set_progress(task_id=task_id, worker_id="w", progress=0.3)
@@ -179,7 +204,9 @@ async def test_a_vote_must_be_plus_or_minus_one(repo: Repository) -> None:
 
 
 async def test_changed_since_returns_only_tasks_updated_after_the_cursor(repo: Repository) -> None:
-    first, second = await make_tasks(repo, TaskCreate(kind="summarize"), TaskCreate(kind="summarize"))
+    first, _second = await make_tasks(
+        repo, TaskCreate(kind="summarize"), TaskCreate(kind="summarize")
+    )
     cursor = utcnow()
     await repo.claim(worker_id="w", limit=1, lease_seconds=30)
     changed = await repo.changed_since(cursor=cursor)

@@ -1,0 +1,116 @@
+"""The delivery job: one message per request, edited in place, results posted once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.adapters.base import DeliveryError, Services
+from bot.delivery import Deliverer
+from bot.types import Target, View
+from storage.repository import Repository
+from storage.schemas import RequestCreate, TaskCreate
+
+
+@dataclass
+class RecordingAdapter:
+    """A platform that records what it was asked to show (and can fail on demand)."""
+
+    platform: str = "fake"
+    max_text: int = 500
+    min_edit_interval: float = 0.0
+    sent: list[tuple[str, View]] = field(default_factory=list)
+    edits: list[tuple[str, View]] = field(default_factory=list)
+    fail_next: list[DeliveryError] = field(default_factory=list)
+
+    async def start(self, services: Services) -> None: ...
+    async def stop(self) -> None: ...
+
+    async def send(self, target: Target, view: View) -> str:
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        self.sent.append((f"m{len(self.sent) + 1}", view))
+        return f"m{len(self.sent)}"
+
+    async def edit(self, target: Target, message_id: str, view: View) -> None:
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        self.edits.append((message_id, view))
+
+    async def notify(self, target: Target, text: str) -> None: ...
+
+
+async def a_task(repo: Repository, kind: str = "email.draft") -> int:
+    created = await repo.create_request(
+        request=RequestCreate(
+            platform="fake", tenant="t", channel="c", user="u", text="x", event_id="e"
+        ),
+        tasks=[TaskCreate(kind=kind, inputs={"recipients": ["Dana"]})],
+    )
+    return created.tasks[0].id or 0
+
+
+async def test_progress_edits_one_message_and_the_result_comes_with_rating_buttons(
+    repo: Repository,
+) -> None:
+    adapter = RecordingAdapter()
+    deliverer = Deliverer(repo, {"fake": adapter})
+    task_id = await a_task(repo)
+    await deliverer.tick()
+    assert len(adapter.sent) == 1 and "queued" in adapter.sent[0][1].text
+    await repo.claim(worker_id="w", limit=1, lease_seconds=30)
+    await repo.set_progress(task_id=task_id, worker_id="w", progress=0.5)
+    await deliverer.tick()
+    assert "50%" in adapter.edits[-1][1].text
+    await repo.complete(task_id=task_id, worker_id="w", result="Subject: Delay\n\nHi Dana")
+    await deliverer.tick()
+    await deliverer.tick()
+    assert len(adapter.sent) == 1, "the result is an edit of the same message"
+    final = adapter.edits[-1][1]
+    assert "Hi Dana" in final.text
+    assert [b.action.value for b in final.buttons[0]] == ["up", "down", "regen"]
+    edits_before = len(adapter.edits)
+    await Deliverer(repo, {"fake": adapter}).tick()  # a restarted bot
+    assert len(adapter.sent) == 1 and len(adapter.edits) == edits_before
+
+
+async def test_a_long_result_is_split_into_follow_up_parts_not_cut(repo: Repository) -> None:
+    adapter = RecordingAdapter(max_text=300)
+    deliverer = Deliverer(repo, {"fake": adapter})
+    task_id = await a_task(repo)
+    await repo.claim(worker_id="w", limit=1, lease_seconds=30)
+    words = " ".join(f"word{i}" for i in range(200))
+    await repo.complete(task_id=task_id, worker_id="w", result=words)
+    await deliverer.tick()
+    shown = [v.text for _, v in adapter.sent]
+    assert all(len(text) <= 300 for text in shown)
+    joined = " ".join(shown)
+    assert all(f"word{i}" in joined for i in range(200))
+    assert "(continued 1/" in shown[1]
+    parts = len(adapter.sent)
+    await Deliverer(repo, {"fake": adapter}).tick()
+    assert len(adapter.sent) == parts, "parts are never sent twice"
+
+
+async def test_a_rate_limited_delivery_is_retried_after_the_wait_and_nothing_is_lost(
+    repo: Repository,
+) -> None:
+    adapter = RecordingAdapter(fail_next=[DeliveryError("ratelimited", retry_after=0.0)])
+    deliverer = Deliverer(repo, {"fake": adapter})
+    await a_task(repo)
+    await deliverer.tick()
+    assert adapter.sent == []
+    await deliverer.tick()
+    assert len(adapter.sent) == 1
+
+
+async def test_a_permanently_failing_delivery_is_given_up_not_retried_forever(
+    repo: Repository,
+) -> None:
+    adapter = RecordingAdapter(fail_next=[DeliveryError("channel_not_found", retryable=False)])
+    deliverer = Deliverer(repo, {"fake": adapter})
+    await a_task(repo)
+    await deliverer.tick()
+    delivery = await repo.delivery_for(1)
+    assert delivery is not None and delivery.done and delivery.error == "channel_not_found"
+    await deliverer.tick()
+    assert adapter.sent == []
