@@ -1,0 +1,61 @@
+"""Text-generation backends behind the :class:`models.generation.base.Generator` contract.
+
+:func:`build_generator` picks a backend from settings; nothing is loaded or contacted until
+the generator's ``start()``.
+"""
+
+from __future__ import annotations
+
+from models.generation.base import (
+    GenerationError,
+    GenerationRequest,
+    GenerationResult,
+    Generator,
+    GeneratorUnavailable,
+    ProgressCallback,
+)
+
+__all__ = [
+    "GenerationError",
+    "GenerationRequest",
+    "GenerationResult",
+    "Generator",
+    "GeneratorUnavailable",
+    "ProgressCallback",
+    "build_generator",
+]
+
+
+def build_generator(
+    *,
+    kind: str,
+    model: str,
+    openai_base_url: str | None,
+    openai_api_key: str | None,
+    device: str | None = None,
+    max_batch: int = 16,
+) -> Generator:
+    """Build (without starting) the backend named by ``kind``: ``"hf"`` or ``"openai"``.
+
+    ``"hf"`` serves ``model`` (a Hugging Face id or a local directory) in-process with
+    batching up to ``max_batch`` requests; ``"openai"`` streams from the OpenAI-compatible
+    server at ``openai_base_url`` with ``model`` as the served model name. Raises
+    :class:`GeneratorUnavailable` for a configuration that cannot work.
+    """
+    if kind == "hf":
+        if not model:
+            raise GeneratorUnavailable("no model configured: set ATOMBOT_MODEL")
+        from models.generation.hf import HFGenerator
+
+        return HFGenerator(model, device=device, max_batch=max_batch)
+    if kind == "openai":
+        if not openai_base_url:
+            raise GeneratorUnavailable(
+                "ATOMBOT_GENERATOR=openai needs ATOMBOT_OPENAI_BASE_URL, e.g. http://localhost:8000/v1"
+            )
+        from models.generation.openai import OpenAIGenerator
+
+        return OpenAIGenerator(
+            openai_base_url, model=model, api_key=openai_api_key, max_concurrency=max(64, max_batch)
+        )
+    raise GeneratorUnavailable(f"unknown generator kind {kind!r}; use 'hf' or 'openai'")
