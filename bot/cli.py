@@ -131,6 +131,13 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _slack_manifest(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.adapters.slack import manifest
+
+    print(json.dumps(manifest(settings, request_url=args.request_url), indent=2, ensure_ascii=False))
+    return 0
+
+
 def build_arg_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``atombot`` command."""
     parser = argparse.ArgumentParser(
@@ -182,6 +189,18 @@ def build_arg_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply migrations").set_defaults(func=_db, is_async=False)
+
+    slack = sub.add_parser("slack", help="Slack app helpers")
+    slack_sub = slack.add_subparsers(dest="slack_command", required=True)
+    man = slack_sub.add_parser(
+        "manifest", help="print a Slack app manifest to paste into api.slack.com/apps"
+    )
+    man.add_argument(
+        "--request-url",
+        default=None,
+        help="public URL of POST /slack/events (omit for Socket Mode)",
+    )
+    man.set_defaults(func=_slack_manifest, is_async=False)
 
     try:
         from bot.cli_intents import register

@@ -4,7 +4,7 @@
 is the app manifest printed by ``atombot slack manifest``.
 """
 
-from bot.adapters.slack.adapter import ADAPTER_TEXTS, PLATFORM, SlackAdapter
+from bot.adapters.slack.adapter import PLATFORM, SlackAdapter
 from bot.adapters.slack.manifest import manifest
 
-__all__ = ["ADAPTER_TEXTS", "PLATFORM", "SlackAdapter", "manifest"]
+__all__ = ["PLATFORM", "SlackAdapter", "manifest"]

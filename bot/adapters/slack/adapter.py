@@ -52,28 +52,6 @@ PLATFORM = "slack"
 DEFAULT_PORT = 3000
 EVENTS_PATH = "/slack/events"
 
-#: New user-visible strings; the lead moves them into bot/texts.py.
-ADAPTER_TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        "slack.ack.working": "Got it, working out the tasks…",
-        "slack.home.title": "atombot",
-        "slack.home.digests": "Your digest subscriptions:",
-        "slack.home.no_digests": (
-            "No digests yet. In a channel, ask me to “send a daily digest of this channel at 8am”."
-        ),
-        "slack.home.digest_line": "<#{channel}>: {schedule} ({timezone})",
-        "slack.home.task_line": "#{id} {kind}: {status}",
-    },
-    "zh": {
-        "slack.ack.working": "收到，正在拆分任务……",
-        "slack.home.title": "atombot",
-        "slack.home.digests": "你订阅的摘要：",
-        "slack.home.no_digests": "还没有摘要。在频道里对我说“每天早上8点发送这个频道的摘要”。",
-        "slack.home.digest_line": "<#{channel}>：{schedule}（{timezone}）",
-        "slack.home.task_line": "#{id} {kind}：{status}",
-    },
-}
-
 #: What a message shortcut asks for, in words the intent classifier understands.
 SHORTCUT_REQUESTS = {
     SHORTCUT_SUMMARIZE: "summarize this thread",
@@ -95,13 +73,8 @@ Respond = Callable[..., Awaitable[Any]]
 
 
 def text(key: str, locale: str, /, **values: Any) -> str:
-    """A user-visible string: bot/texts.py first, then this adapter's ADAPTER_TEXTS."""
-    try:
-        return t(key, locale, **values)
-    except KeyError:
-        table = ADAPTER_TEXTS.get(locale, ADAPTER_TEXTS["en"])
-        template = table.get(key) or ADAPTER_TEXTS["en"][key]
-        return template.format(**values) if values else template
+    """A user-visible string from :mod:`bot.texts`."""
+    return t(key, locale, **values)
 
 
 def channel_id_of(ref: Any) -> str | None:
@@ -148,7 +121,7 @@ class SlackAdapter:
         host: str = "0.0.0.0",
         port: int | None = None,
         path: str = EVENTS_PATH,
-        ack_budget: float = 2.0,
+        ack_budget: float = 1.5,
         min_edit_interval: float = 1.0,
         max_rate_limit_retries: int = 3,
     ) -> None:
