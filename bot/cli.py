@@ -134,7 +134,9 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
 def _slack_manifest(args: argparse.Namespace, settings: Settings) -> int:
     from bot.adapters.slack import manifest
 
-    print(json.dumps(manifest(settings, request_url=args.request_url), indent=2, ensure_ascii=False))
+    print(
+        json.dumps(manifest(settings, request_url=args.request_url), indent=2, ensure_ascii=False)
+    )
     return 0
 
 
@@ -202,12 +204,6 @@ def build_arg_parser() -> argparse.ArgumentParser:
     )
     man.set_defaults(func=_slack_manifest, is_async=False)
 
-    try:
-        from bot.cli_intents import register
-    except ImportError:  # pragma: no cover - the intents CLI ships with the classifier
-        pass
-    else:
-        register(sub)
     return parser
 
 

@@ -44,6 +44,8 @@ class IntentParser(Protocol):
     synchronous; async callers run it in a thread.
     """
 
-    def parse(self, text: str, *, now_iso: str | None = None, timezone: str = "UTC") -> list[TaskSpec]:
+    def parse(
+        self, text: str, *, now_iso: str | None = None, timezone: str = "UTC"
+    ) -> list[TaskSpec]:
         """Split ``text`` into task specs, in the order they should run."""
         ...

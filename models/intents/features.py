@@ -1,0 +1,80 @@
+"""Hashed lexical features (word and character n-grams) that complement the embedding.
+
+With a few dozen examples per intent, the sentence embedding alone misses cue words the
+examples share ("remind", "digest", "#42"), and all-MiniLM-L6-v2 barely understands
+Chinese; character uni/bi-grams of CJK text and word/char n-grams of Latin text fix both.
+Hashing (CRC32, stable across processes) keeps the feature space fixed without a
+vocabulary file; rows use sublinear term frequencies and are L2-normalised.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections import Counter
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+#: Size of the hashed feature space.
+DIM = 1 << 15
+_TOKEN = re.compile(r"[a-z0-9][a-z0-9'’_.-]*|[#@][\w-]+|[\u4e00-\u9fff]|[?!]")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+SparseRow = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
+
+
+def _hash(feature: str) -> int:
+    return zlib.crc32(feature.encode("utf-8")) % DIM
+
+
+def ngrams(text: str) -> Counter[str]:
+    """The n-gram features of one text (before hashing)."""
+    tokens = _TOKEN.findall(text.lower())
+    # Numbers and ids carry no intent; keep their shape only.
+    tokens = ["<num>" if t.isdigit() else "#<num>" if re.fullmatch(r"#\d+", t) else t for t in tokens]
+    feats: Counter[str] = Counter()
+    for i, token in enumerate(tokens):
+        feats["w:" + token] += 1
+        if i + 1 < len(tokens):
+            feats["b:" + token + " " + tokens[i + 1]] += 1
+        if not _CJK.match(token) and len(token) > 3:
+            padded = f"<{token}>"
+            for n in (3, 4, 5):
+                for j in range(len(padded) - n + 1):
+                    feats[f"c{n}:" + padded[j : j + n]] += 1
+    cjk = [t for t in tokens if _CJK.match(t)]
+    for i in range(len(cjk) - 1):
+        feats["z:" + cjk[i] + cjk[i + 1]] += 1
+    return feats
+
+
+def featurize(text: str) -> SparseRow:
+    """Hashed, sublinear-tf, L2-normalised feature row as ``(indices, values)``."""
+    merged: dict[int, float] = {}
+    for feature, count in ngrams(text).items():
+        index = _hash(feature)
+        merged[index] = merged.get(index, 0.0) + 1.0 + math.log(count)
+    if not merged:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    indices = np.fromiter(merged.keys(), dtype=np.int64, count=len(merged))
+    values = np.fromiter(merged.values(), dtype=np.float32, count=len(merged))
+    values /= float(np.linalg.norm(values))
+    return indices, values
+
+
+def sparse_matrix(rows: list[SparseRow]) -> torch.Tensor:
+    """Stack rows into a ``(len(rows), DIM)`` sparse COO tensor (for training)."""
+    row_index = np.concatenate(
+        [np.full(len(idx), r, dtype=np.int64) for r, (idx, _) in enumerate(rows)]
+        or [np.zeros(0, dtype=np.int64)]
+    )
+    col_index = np.concatenate([idx for idx, _ in rows] or [np.zeros(0, dtype=np.int64)])
+    values = np.concatenate([val for _, val in rows] or [np.zeros(0, dtype=np.float32)])
+    return torch.sparse_coo_tensor(
+        torch.from_numpy(np.stack([row_index, col_index])),
+        torch.from_numpy(values),
+        size=(len(rows), DIM),
+    ).coalesce()
