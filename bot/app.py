@@ -117,7 +117,13 @@ def default_adapters(settings: Settings) -> list[ChatAdapter]:
     if settings.telegram_bot_token:
         from bot.adapters.telegram import TelegramAdapter
 
-        adapters.append(TelegramAdapter(settings))
+        adapters.append(
+            TelegramAdapter(
+                settings,
+                webhook_listen=settings.telegram_webhook_listen,
+                webhook_port=settings.telegram_webhook_port,
+            )
+        )
     if not adapters:
         from bot.adapters.console import ConsoleAdapter
 

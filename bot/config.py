@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     slack_app_token: str | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
     slack_command: str = Field(default="/atom", validation_alias="SLACK_COMMAND")
+    slack_private_results: bool = Field(default=False, validation_alias="SLACK_PRIVATE_RESULTS")
 
     telegram_bot_token: str | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")
     telegram_api_url: str = Field(
@@ -42,6 +43,10 @@ class Settings(BaseSettings):
     telegram_webhook_secret: str | None = Field(
         default=None, validation_alias="TELEGRAM_WEBHOOK_SECRET"
     )
+    telegram_webhook_listen: str = Field(
+        default="0.0.0.0", validation_alias="TELEGRAM_WEBHOOK_LISTEN"
+    )
+    telegram_webhook_port: int = Field(default=8443, validation_alias="TELEGRAM_WEBHOOK_PORT")
     telegram_allowed_chats: str | None = Field(
         default=None, validation_alias="TELEGRAM_ALLOWED_CHATS"
     )

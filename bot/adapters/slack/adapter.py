@@ -132,6 +132,7 @@ class SlackAdapter:
         self.port = port
         self.path = path
         self.ack_budget = ack_budget
+        self.private_results = settings.slack_private_results
         self.min_edit_interval = min_edit_interval
         self.max_rate_limit_retries = max_rate_limit_retries
         self.bot_user_id: str | None = None
@@ -337,7 +338,7 @@ class SlackAdapter:
             user=str(command["user_id"]),
             text=request_text,
             event_id=f"cmd:{command['trigger_id']}",
-            private=channel.startswith("D"),
+            private=channel.startswith("D") or self.private_results,
             user_name=command.get("user_name"),
         )
         work = self._spawn(self._route_or_apologise(inbound, thread=None))
@@ -421,6 +422,7 @@ class SlackAdapter:
             text=SHORTCUT_REQUESTS[str(shortcut.get("callback_id"))],
             event_id=f"sc:{shortcut.get('trigger_id')}",
             thread=thread,
+            private=self.private_results,
             user_name=user.get("username") or user.get("name"),
         )
         reply = await self._route_or_apologise(inbound, thread=thread)
