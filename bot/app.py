@@ -13,7 +13,13 @@ from bot.adapters.base import ChatAdapter, Services
 from bot.config import Settings
 from bot.router import Router
 from bot.scheduler import Jobs, Scheduler
-from models.generation.base import Generator
+from models.generation.base import (
+    GenerationRequest,
+    GenerationResult,
+    Generator,
+    GeneratorUnavailable,
+    ProgressCallback,
+)
 from models.generation.worker import Worker
 from models.intents.spec import IntentParser
 from storage.db import create_engine
@@ -93,18 +99,57 @@ def build_parser(settings: Settings) -> IntentParser:
     )
 
 
+class UnavailableGenerator:
+    """Stands in for a generator whose configuration cannot work: every task fails with why."""
+
+    capacity = 1
+    context_length = 0
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    async def start(self) -> None:
+        """Always fails with the configuration problem."""
+        raise GeneratorUnavailable(self.reason)
+
+    async def generate(
+        self, request: GenerationRequest, on_progress: ProgressCallback | None = None
+    ) -> GenerationResult:
+        """Always fails with the configuration problem."""
+        raise GeneratorUnavailable(self.reason)
+
+    def count_tokens(self, text: str) -> int:
+        """Nothing to count with."""
+        return 0
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
 def build_generator(settings: Settings) -> Generator:
-    """The text generator named by the settings (loaded later, in ``Worker.start``)."""
+    """The text generator named by the settings (loaded later, in ``Worker.start``).
+
+    When ``ATOMBOT_MODEL`` was not set and the default model cannot be fetched, the offline
+    fallback model (``atombot[offline]``) is used if installed.
+    """
     from models.generation import build_generator as build
 
-    return build(
-        kind=settings.generator,
-        model=settings.model,
-        openai_base_url=settings.openai_base_url,
-        openai_api_key=settings.openai_api_key,
-        device=settings.device,
-        max_batch=settings.max_batch,
-    )
+    try:
+        return build(
+            kind=settings.generator,
+            model=settings.model,
+            openai_base_url=settings.openai_base_url,
+            openai_api_key=settings.openai_api_key,
+            device=settings.device,
+            max_batch=settings.max_batch,
+            offline_fallback_dir=(
+                None
+                if "model" in settings.model_fields_set
+                else settings.data_dir / "offline-model"
+            ),
+        )
+    except GeneratorUnavailable as exc:
+        return UnavailableGenerator(exc.reason)
 
 
 def default_adapters(settings: Settings) -> list[ChatAdapter]:

@@ -217,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # APScheduler logs every run of every job at INFO; ours run each second.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     func = args.func
     if getattr(args, "is_async", False):
         return int(asyncio.run(func(args, settings)))

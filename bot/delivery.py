@@ -3,6 +3,10 @@
 Each request gets one message that is posted when its first tick runs and then *edited*
 as its tasks progress and finish, so a restart re-sends nothing. Result text that does not
 fit goes into follow-up parts, each recorded before the next is sent.
+
+Progress edits are throttled per chat (``min_edit_interval`` of the adapter), counting every
+message written to that chat, so many requests in one channel stay within the platform's
+rate limits; final results are never held back.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ CURSOR_OVERLAP = timedelta(seconds=5)
 #: On start, look back this far for results that finished while the bot was down.
 STARTUP_LOOKBACK = timedelta(hours=24)
 MAX_DELIVERY_FAILURES = 8
+#: Forget per-chat write times once this many chats are remembered (old ones no longer matter).
+_CHAT_MEMORY = 10_000
+
+ChatKey = tuple[str, str, str]
 
 
 def view_key(view: View) -> str:
@@ -54,6 +62,8 @@ class Deliverer:
         self.repo = repo
         self.adapters = adapters
         self.cursor = utcnow() - STARTUP_LOOKBACK
+        #: When this process last wrote to each chat (only one scheduler is active).
+        self._chat_writes: dict[ChatKey, datetime] = {}
 
     async def tick(self) -> int:
         """One pass; returns how many requests were looked at."""
@@ -64,12 +74,17 @@ class Deliverer:
             self.cursor = max(self.cursor, *(t.updated_at for t in changed))
         request_ids = {t.request_id for t in changed if t.platform in self.adapters}
         now = utcnow()
+        waited: set[int] = set()
         for delivery in await self.repo.pending_deliveries(platforms=list(self.adapters)):
-            if delivery.next_attempt_at is None or delivery.next_attempt_at <= now:
+            if delivery.next_attempt_at is None:
                 request_ids.add(delivery.request_id)
-        for request_id in sorted(request_ids):
+            elif delivery.next_attempt_at <= now:
+                waited.add(delivery.request_id)
+        # Messages that were held back go first, so a busy chat cannot starve them.
+        order = sorted(waited) + sorted(request_ids - waited)
+        for request_id in order:
             await self.sync(request_id)
-        return len(request_ids)
+        return len(order)
 
     async def sync(self, request_id: int) -> None:
         """Bring one request's message up to date (post, edit, follow-up parts)."""
@@ -91,27 +106,30 @@ class Deliverer:
         key = view_key(main)
         final = all(t.status in TERMINAL_STATUSES for t in tasks)
         target = target_of(request, user=request.user, private=request.private)
+        chat: ChatKey = (request.platform, request.tenant, request.channel)
         try:
             if delivery.message_id is None:
                 delivery.message_id = await adapter.send(target, main)
+                self._wrote(chat, now)
                 self._shown(delivery, key, now)
             elif key != delivery.last_rendered:
-                if (
-                    not final
-                    and delivery.last_edit_at is not None
-                    and (now - delivery.last_edit_at).total_seconds() < adapter.min_edit_interval
-                ):
-                    delivery.next_attempt_at = delivery.last_edit_at + timedelta(
-                        seconds=adapter.min_edit_interval
-                    )
+                last = max(
+                    (x for x in (delivery.last_edit_at, self._chat_writes.get(chat)) if x),
+                    default=None,
+                )
+                wait = timedelta(seconds=adapter.min_edit_interval)
+                if not final and last is not None and now - last < wait:
+                    delivery.next_attempt_at = last + wait
                     await self.repo.save_delivery(delivery)
                     return
                 await adapter.edit(target, delivery.message_id, main)
+                self._wrote(chat, now)
                 self._shown(delivery, key, now)
             await self.repo.save_delivery(delivery)
             if final:
                 while delivery.parts_sent < len(parts):
                     await adapter.send(target, _text_view(parts[delivery.parts_sent]))
+                    self._wrote(chat, now)
                     delivery.parts_sent += 1
                     await self.repo.save_delivery(delivery)
                 delivery.done = True
@@ -119,6 +137,11 @@ class Deliverer:
                 await self.repo.save_delivery(delivery)
         except DeliveryError as exc:
             await self._failed(delivery, exc, now)
+
+    def _wrote(self, chat: ChatKey, now: datetime) -> None:
+        if len(self._chat_writes) >= _CHAT_MEMORY:
+            self._chat_writes.clear()
+        self._chat_writes[chat] = now
 
     def _shown(self, delivery: Delivery, key: str, now: datetime) -> None:
         delivery.last_rendered = key

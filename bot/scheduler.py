@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +20,7 @@ from apscheduler.triggers.cron import CronTrigger
 from bot.adapters.base import ChatAdapter, DeliveryError
 from bot.delivery import Deliverer
 from bot.errors import report
+from bot.leader import Leader
 from bot.texts import t
 from bot.types import Target
 from handlers.status import kind_label
@@ -32,11 +34,16 @@ Job = Callable[[], Awaitable[Any]]
 
 
 class Scheduler:
-    """Owns the AsyncIOScheduler, its timezone and shutdown."""
+    """Owns the AsyncIOScheduler, its timezone and shutdown.
 
-    def __init__(self, timezone: str = "UTC") -> None:
+    With a ``leader``, every job runs only while this process is the active scheduler
+    (see :mod:`bot.leader`); without one, this process is assumed to be the only one.
+    """
+
+    def __init__(self, timezone: str = "UTC", *, leader: Leader | None = None) -> None:
         self._scheduler = AsyncIOScheduler(timezone=ZoneInfo(timezone))
         self._running: set[asyncio.Task[Any]] = set()
+        self.leader = leader
         _quiet_overlap_warnings()
 
     def every(self, seconds: float, job: Job, *, job_id: str) -> None:
@@ -46,6 +53,7 @@ class Scheduler:
             "interval",
             seconds=seconds,
             id=job_id,
+            name=job_id,
             replace_existing=True,
             max_instances=1,
             coalesce=True,
@@ -58,6 +66,7 @@ class Scheduler:
             self._guard(job, job_id),
             CronTrigger(timezone=ZoneInfo(timezone), **fields),
             id=job_id,
+            name=job_id,
             replace_existing=True,
             max_instances=1,
             coalesce=True,
@@ -83,6 +92,8 @@ class Scheduler:
             self._scheduler.shutdown(wait=False)
         if self._running:
             await asyncio.wait(set(self._running), timeout=timeout)
+        if self.leader is not None:
+            await self.leader.release()
 
     def _guard(self, job: Job, job_id: str) -> Job:
         async def run() -> None:
@@ -90,7 +101,8 @@ class Scheduler:
             if current is not None:
                 self._running.add(current)
             try:
-                await job()
+                if self.leader is None or await self.leader.confirm():
+                    await job()
             except Exception as exc:
                 report(exc, where=f"scheduled job {job_id}")
             finally:
@@ -118,6 +130,49 @@ def next_cron_time(fields: Mapping[str, Any], timezone: str, after: datetime) ->
     trigger = CronTrigger(timezone=ZoneInfo(timezone), **fields)
     nxt: datetime | None = trigger.get_next_fire_time(None, after + timedelta(seconds=1))
     return nxt
+
+
+#: How far back :func:`last_cron_time` looks first; widened until a fire time is found.
+_LOOKBACKS = (timedelta(hours=2), timedelta(days=2), timedelta(days=9), timedelta(days=33))
+
+
+def last_cron_time(
+    fields: Mapping[str, Any], timezone: str, *, after: datetime, until: datetime
+) -> datetime | None:
+    """The latest time in ``(after, until]`` that matches the cron ``fields`` in ``timezone``.
+
+    This is the fire time a late or missed run belongs to. APScheduler 3 cannot step a
+    cron backwards, so scan forwards from a recent point, widening the look-back until a
+    fire time is found (a daily cron needs a few steps however long the bot was down).
+    """
+    trigger = CronTrigger(timezone=ZoneInfo(timezone), **fields)
+    for begin in [*(until - back for back in _LOOKBACKS), after]:
+        begin = max(begin, after)
+        found: datetime | None = None
+        nxt: datetime | None = trigger.get_next_fire_time(None, begin + timedelta(microseconds=1))
+        while nxt is not None and nxt <= until:
+            found = nxt
+            nxt = trigger.get_next_fire_time(nxt, nxt + timedelta(seconds=1))
+        if found is not None or begin == after:
+            return found
+    return None  # pragma: no cover - the loop always returns at ``begin == after``
+
+
+@dataclass(frozen=True)
+class DigestSchedule:
+    """When a digest runs: its next fire time, and the missed one not yet sent (if any)."""
+
+    next_run: datetime | None
+    overdue: datetime | None
+
+
+def digest_schedule(sub: DigestSubscription, now: datetime) -> DigestSchedule:
+    """The schedule of ``sub`` as of ``now``."""
+    start = sub.last_window_end or sub.created_at
+    return DigestSchedule(
+        next_run=next_cron_time(sub.cron, sub.timezone, now),
+        overdue=last_cron_time(sub.cron, sub.timezone, after=start, until=now),
+    )
 
 
 class Jobs:
@@ -156,9 +211,15 @@ class Jobs:
         for task in reaped:
             log.warning("task %s lease expired: %s", task.id, task.status)
 
-    async def fire_reminders(self) -> None:
-        """Send every due reminder once, and schedule the next one of recurring reminders."""
-        now = utcnow()
+    async def fire_reminders(self, *, now: datetime | None = None) -> int:
+        """Send every due reminder once, and schedule the next one of recurring reminders.
+
+        A recurring reminder's next time follows its cron in its own timezone, counted from
+        now: after downtime a missed reminder is sent once, late, not once per missed time.
+        Returns how many were sent.
+        """
+        now = now or utcnow()
+        sent = 0
         for reminder in await self.repo.due_reminders(now=now):
             adapter = self.adapters.get(reminder.platform)
             if adapter is None:
@@ -175,47 +236,78 @@ class Jobs:
                 reminder_id=reminder.id or 0, fired_at=reminder.next_fire_at, next_fire_at=nxt
             ):
                 continue
-            await self._notify(
+            if await self._notify(
                 reminder,
                 t("reminder.fire", reminder.locale, user=reminder.user, what=reminder.what),
-            )
+            ):
+                sent += 1
+        return sent
 
-    async def _notify(self, where: Reminder | DigestSubscription, text: str) -> None:
+    async def _notify(self, where: Reminder | DigestSubscription, text: str) -> bool:
         adapter = self.adapters[where.platform]
         try:
             await adapter.notify(target_of_channel(where), text)
         except DeliveryError as exc:
             log.error("could not send to %s/%s: %s", where.platform, where.channel, exc.reason)
+            return False
+        return True
 
-    async def sync_digests(self) -> None:
-        """Keep one cron job per digest subscription in step with the database."""
+    async def sync_digests(self, *, now: datetime | None = None) -> int:
+        """Keep one cron job per digest subscription in step with the database.
+
+        Also sends, once and late, each digest whose fire time passed while no scheduler
+        ran (the bot was down); returns how many such digests were sent.
+        """
+        now = now or utcnow()
         subs = {s.id or 0: s for s in await self.repo.list_digests() if s.platform in self.adapters}
         for digest_id in list(self._digest_jobs):
             if digest_id not in subs:
                 self.scheduler.remove(f"digest-{digest_id}")
                 del self._digest_jobs[digest_id]
+        caught_up = 0
         for digest_id, sub in subs.items():
             signature = (repr(sorted(sub.cron.items())), sub.timezone)
-            if self._digest_jobs.get(digest_id) == signature:
-                continue
+            if self._digest_jobs.get(digest_id) != signature:
 
-            async def job(digest_id: int = digest_id) -> None:
-                await self.run_digest(digest_id)
+                async def job(digest_id: int = digest_id) -> None:
+                    await self.run_digest(digest_id)
 
-            self.scheduler.cron(sub.cron, sub.timezone, job, job_id=f"digest-{digest_id}")
-            self._digest_jobs[digest_id] = signature
+                self.scheduler.cron(sub.cron, sub.timezone, job, job_id=f"digest-{digest_id}")
+                self._digest_jobs[digest_id] = signature
+            if digest_schedule(sub, now).overdue is not None and await self.run_digest(
+                digest_id, now=now
+            ):
+                caught_up += 1
+        return caught_up
 
-    async def run_digest(self, digest_id: int, *, now: datetime | None = None) -> bool:
-        """Send one digest covering the window since the last one; False if nothing was sent."""
+    async def run_digest(
+        self, digest_id: int, *, now: datetime | None = None, force: bool = False
+    ) -> bool:
+        """Send the digest whose fire time is due; False if nothing was sent.
+
+        The window runs from the end of the last one to the latest cron fire time at or
+        before ``now`` (in the subscription's timezone), so a late run still covers its
+        real window. ``force`` (an operator's "send one now") ends the window at ``now``.
+        The window end is claimed by compare-and-set before sending, so a window is never
+        sent twice — by a second scheduler, a restart, or a catch-up racing the cron job.
+        """
         sub = await self.repo.get_digest(digest_id)
         if sub is None or sub.platform not in self.adapters:
             return False
-        end = now or utcnow()
+        now = now or utcnow()
         start = sub.last_window_end or sub.created_at
+        end = now if force else last_cron_time(sub.cron, sub.timezone, after=start, until=now)
+        if end is None or end <= start:
+            return False  # not due yet, or this window was already sent
         if not await self.repo.advance_digest_window(
             digest_id=digest_id, previous_end=sub.last_window_end, new_end=end
         ):
             return False  # another scheduler sent this window
+        return await self._notify(sub, await self._digest_text(sub, digest_id, start, end))
+
+    async def _digest_text(
+        self, sub: DigestSubscription, digest_id: int, start: datetime, end: datetime
+    ) -> str:
         locale = sub.locale
         tasks = [
             x
@@ -256,11 +348,16 @@ class Jobs:
             )
             for x in tasks[:20]
         ]
-        messages = await self.repo.chat_messages(
-            platform=sub.platform, tenant=sub.tenant, channel=sub.channel, since=start
-        )
+        messages = [
+            m
+            for m in await self.repo.chat_messages(
+                platform=sub.platform, tenant=sub.tenant, channel=sub.channel, since=start
+            )
+            if m.sent_at < end
+        ]
         if messages:
-            material = "\n".join(f"{m.author}: {m.text}" for m in messages if m.sent_at < end)
+            material = "\n".join(f"{m.author}: {m.text}" for m in messages)
+            # The event id makes the recap request idempotent per window.
             stored = await self.repo.create_request(
                 request=RequestCreate(
                     platform=sub.platform,
@@ -279,8 +376,7 @@ class Jobs:
             lines.append(t("digest.recap_pending", locale, id=stored.tasks[0].id))
         elif not tasks:
             lines.append(t("digest.quiet", locale))
-        await self._notify(sub, "\n".join(lines))
-        return True
+        return "\n".join(lines)
 
     async def purge_memory(self) -> None:
         """Forget chat messages older than the retention period."""

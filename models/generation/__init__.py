@@ -6,6 +6,8 @@ the generator's ``start()``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from models.generation.base import (
     GenerationError,
     GenerationRequest,
@@ -34,6 +36,7 @@ def build_generator(
     openai_api_key: str | None,
     device: str | None = None,
     max_batch: int = 16,
+    offline_fallback_dir: Path | None = None,
 ) -> Generator:
     """Build (without starting) the backend named by ``kind``: ``"hf"`` or ``"openai"``.
 
@@ -41,13 +44,24 @@ def build_generator(
     batching up to ``max_batch`` requests; ``"openai"`` streams from the OpenAI-compatible
     server at ``openai_base_url`` with ``model`` as the served model name. Raises
     :class:`GeneratorUnavailable` for a configuration that cannot work.
+    With ``offline_fallback_dir``, an ``"hf"`` model that cannot be loaded is replaced by the
+    offline fallback model (``atombot[offline]``), converted once into that directory.
     """
     if kind == "hf":
         if not model:
             raise GeneratorUnavailable("no model configured: set ATOMBOT_MODEL")
         from models.generation.hf import HFGenerator
 
-        return HFGenerator(model, device=device, max_batch=max_batch)
+        fallback = None
+        if offline_fallback_dir is not None:
+            from models.generation.offline import prepare_offline_model
+
+            target = offline_fallback_dir
+
+            def fallback() -> Path | None:
+                return prepare_offline_model(target)
+
+        return HFGenerator(model, device=device, max_batch=max_batch, fallback=fallback)
     if kind == "openai":
         if not openai_base_url:
             raise GeneratorUnavailable(

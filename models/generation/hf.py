@@ -23,7 +23,7 @@ import logging
 import os
 import random
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -548,12 +548,14 @@ class HFGenerator:
         context_length: int | None = None,
         trust_remote_code: bool = False,
         cb_options: dict[str, Any] | None = None,
+        fallback: Callable[[], Path | None] | None = None,
     ) -> None:
         if engine not in ("auto", "cb", "step"):
             raise ValueError(f"engine must be 'auto', 'cb' or 'step', not {engine!r}")
         if dtype is not None and dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {_DTYPES}, not {dtype!r}")
         self.model_name = model
+        self._fallback = fallback
         self._device = device
         self._max_batch = max(1, max_batch)
         self._dtype = dtype
@@ -590,11 +592,30 @@ class HFGenerator:
             return
         try:
             await asyncio.to_thread(self._load)
-        except GeneratorUnavailable:
-            raise
         except Exception as error:
-            raise GeneratorUnavailable(_explain_load_error(self.model_name, error)) from error
+            reason = (
+                error.reason
+                if isinstance(error, GeneratorUnavailable)
+                else _explain_load_error(self.model_name, error)
+            )
+            if not await self._load_fallback(reason):
+                raise GeneratorUnavailable(reason) from error
         await self._start_engine()
+
+    async def _load_fallback(self, reason: str) -> bool:
+        """Load the offline fallback model instead, when one is configured and installed."""
+        if self._fallback is None:
+            return False
+        try:
+            path = await asyncio.to_thread(self._fallback)
+        except Exception as error:
+            raise GeneratorUnavailable(f"{reason}; offline fallback failed: {error}") from error
+        if path is None:
+            return False
+        logger.warning("%s; serving the offline fallback model at %s", reason, path)
+        self.model_name = str(path)
+        await asyncio.to_thread(self._load)
+        return True
 
     def _load(self) -> None:
         import torch
