@@ -22,26 +22,24 @@ def default_database_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'atombot.db').as_posix()}"
 
 
-def async_url(url: str) -> str:
-    """Map a user-facing URL to its asyncio driver (SQLite: aiosqlite, PostgreSQL: psycopg)."""
+def _with_driver(url: str, *, sqlite: str) -> str:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
-    if backend == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    raise ValueError(f"unsupported DATABASE_URL backend {backend!r}: use sqlite or postgresql")
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported DATABASE_URL backend {backend!r}: use sqlite or postgresql")
+    # psycopg 3 serves both the blocking and the asyncio engine under one driver name.
+    driver = sqlite if backend == "sqlite" else "postgresql+psycopg"
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def async_url(url: str) -> str:
+    """Map a user-facing URL to its asyncio driver (SQLite: aiosqlite, PostgreSQL: psycopg)."""
+    return _with_driver(url, sqlite="sqlite+aiosqlite")
 
 
 def sync_url(url: str) -> str:
     """Map a user-facing URL to its blocking driver (used by Alembic)."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
-    if backend == "postgresql":
-        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    raise ValueError(f"unsupported DATABASE_URL backend {backend!r}: use sqlite or postgresql")
+    return _with_driver(url, sqlite="sqlite")
 
 
 def is_sqlite(url: str) -> bool:

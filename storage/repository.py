@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
 from storage.db import session_factory
@@ -30,6 +30,7 @@ from storage.tables import (
 )
 
 ACTIVE_STATUSES = (TaskStatus.queued, TaskStatus.running)
+ChatRowT = TypeVar("ChatRowT", DigestSubscription, ChatSetting)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,19 @@ class CreatedRequest:
     request: Request
     tasks: list[Task]
     created: bool
+
+
+async def _per_chat(
+    session: AsyncSession, table: type[ChatRowT], platform: str, tenant: str, channel: str
+) -> ChatRowT | None:
+    """The row of a per-chat table (digest subscription, chat setting) for one chat."""
+    rows = await session.execute(
+        select(table).where(
+            table.platform == platform, table.tenant == tenant, table.channel == channel
+        )
+    )
+    found: ChatRowT | None = rows.scalars().first()
+    return found
 
 
 class Repository:
@@ -653,19 +667,7 @@ class Repository:
     ) -> DigestSubscription:
         """Create or replace the digest subscription of a channel."""
         async with self._sessions() as session:
-            row = (
-                (
-                    await session.execute(
-                        select(DigestSubscription).where(
-                            DigestSubscription.platform == platform,
-                            DigestSubscription.tenant == tenant,
-                            DigestSubscription.channel == channel,
-                        )
-                    )
-                )
-                .scalars()
-                .first()
-            )
+            row = await _per_chat(session, DigestSubscription, platform, tenant, channel)
             if row is None:
                 row = DigestSubscription(
                     platform=platform, tenant=tenant, channel=channel, user=user
@@ -683,19 +685,7 @@ class Repository:
     async def unsubscribe_digest(self, *, platform: str, tenant: str, channel: str) -> bool:
         """Remove a channel's digest; False when there was none."""
         async with self._sessions() as session:
-            row = (
-                (
-                    await session.execute(
-                        select(DigestSubscription).where(
-                            DigestSubscription.platform == platform,
-                            DigestSubscription.tenant == tenant,
-                            DigestSubscription.channel == channel,
-                        )
-                    )
-                )
-                .scalars()
-                .first()
-            )
+            row = await _per_chat(session, DigestSubscription, platform, tenant, channel)
             if row is None:
                 return False
             await session.delete(row)
@@ -809,19 +799,7 @@ class Repository:
     async def memory_opted_out(self, *, platform: str, tenant: str, channel: str) -> bool:
         """Whether a chat asked atombot not to keep its messages."""
         async with self._sessions() as session:
-            row = (
-                (
-                    await session.execute(
-                        select(ChatSetting).where(
-                            ChatSetting.platform == platform,
-                            ChatSetting.tenant == tenant,
-                            ChatSetting.channel == channel,
-                        )
-                    )
-                )
-                .scalars()
-                .first()
-            )
+            row = await _per_chat(session, ChatSetting, platform, tenant, channel)
             return bool(row and row.memory_opt_out)
 
     async def set_memory_opt_out(
@@ -829,19 +807,7 @@ class Repository:
     ) -> None:
         """Switch chat memory off (and forget what was kept) or back on."""
         async with self._sessions() as session:
-            row = (
-                (
-                    await session.execute(
-                        select(ChatSetting).where(
-                            ChatSetting.platform == platform,
-                            ChatSetting.tenant == tenant,
-                            ChatSetting.channel == channel,
-                        )
-                    )
-                )
-                .scalars()
-                .first()
-            )
+            row = await _per_chat(session, ChatSetting, platform, tenant, channel)
             if row is None:
                 row = ChatSetting(platform=platform, tenant=tenant, channel=channel)
             row.memory_opt_out = opt_out
@@ -917,3 +883,31 @@ class Repository:
             )
             await session.commit()
             return int(result.rowcount)  # type: ignore[attr-defined]
+
+    # ------------------------------------------------- scheduler leadership (PostgreSQL)
+    async def lock_connection(self) -> AsyncConnection:
+        """A dedicated autocommit connection for holding a session-level advisory lock.
+
+        The caller owns it and must invalidate it when done (a pooled session would keep
+        the lock).
+        """
+        conn = await self.engine.connect()
+        return await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def try_advisory_lock(self, conn: AsyncConnection, key: int) -> bool:
+        """Take the session-level advisory lock ``key`` on ``conn`` if it is free."""
+        result = await conn.execute(select(func.pg_try_advisory_lock(key)))
+        return bool(result.scalar_one())
+
+    async def ping(self, conn: AsyncConnection) -> int:
+        """One round trip on ``conn``; returns its backend process id (raises if it died)."""
+        if self.dialect != "postgresql":
+            await conn.execute(select(1))
+            return 0
+        result = await conn.execute(select(func.pg_backend_pid()))
+        return int(result.scalar_one())
+
+    async def advisory_unlock(self, conn: AsyncConnection, key: int) -> bool:
+        """Release the session-level advisory lock ``key`` held on ``conn``."""
+        result = await conn.execute(select(func.pg_advisory_unlock(key)))
+        return bool(result.scalar_one())
