@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from bot.adapters.base import ChatAdapter, Services
 from bot.config import Settings
+from bot.leader import Leader
 from bot.router import Router
 from bot.scheduler import Jobs, Scheduler
 from models.generation.base import (
@@ -208,7 +209,8 @@ async def build_app(
             lease_seconds=settings.lease_seconds,
             poll_seconds=min(settings.poll_seconds, 1.0),
         )
-    scheduler = Scheduler(settings.timezone)
+    # On PostgreSQL only the replica holding the advisory lock runs the jobs.
+    scheduler = Scheduler(settings.timezone, leader=Leader(repo))
     jobs = Jobs(
         repo=repo, adapters=adapter_map, scheduler=scheduler, memory_days=settings.memory_days
     )

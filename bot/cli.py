@@ -204,6 +204,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     )
     man.set_defaults(func=_slack_manifest, is_async=False)
 
+    from bot.cli_digests import register as register_digests
+
+    register_digests(sub)
     return parser
 
 

@@ -74,14 +74,16 @@ class Deliverer:
             self.cursor = max(self.cursor, *(t.updated_at for t in changed))
         request_ids = {t.request_id for t in changed if t.platform in self.adapters}
         now = utcnow()
-        waited: set[int] = set()
+        waited: dict[int, datetime] = {}
         for delivery in await self.repo.pending_deliveries(platforms=list(self.adapters)):
             if delivery.next_attempt_at is None:
                 request_ids.add(delivery.request_id)
             elif delivery.next_attempt_at <= now:
-                waited.add(delivery.request_id)
-        # Messages that were held back go first, so a busy chat cannot starve them.
-        order = sorted(waited) + sorted(request_ids - waited)
+                waited[delivery.request_id] = delivery.last_edit_at or delivery.created_at
+        # Messages that were held back go first, least recently shown first, so one busy
+        # request cannot starve the others of its chat.
+        order = sorted(waited, key=lambda r: (waited[r], r))
+        order += sorted(request_ids - set(waited))
         for request_id in order:
             await self.sync(request_id)
         return len(order)

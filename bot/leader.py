@@ -81,6 +81,9 @@ class Leader:
                     return True
                 self._set(False)
                 log.warning("lost the scheduler lock: another replica may take over")
+                # Sit out two retry periods so that a standby, not this process with its
+                # suspect connection, is the one to take over.
+                self._last_try = asyncio.get_running_loop().time() + self.retry_seconds
             loop = asyncio.get_running_loop()
             if self._last_try is not None and loop.time() - self._last_try < self.retry_seconds:
                 return False
@@ -91,6 +94,11 @@ class Leader:
     async def release(self) -> None:
         """Give up the lock (closing its connection ends the session that holds it)."""
         async with self._lock:
+            if self._leading and self._conn is not None:
+                # Unlock explicitly: the server frees a closed session's locks only once its
+                # backend has exited, which a standby would otherwise have to wait for.
+                with contextlib.suppress(Exception):
+                    await self.repo.advisory_unlock(self._conn, self.key)
             await self._close()
             if self._leading:
                 self._set(False)

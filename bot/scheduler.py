@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -126,10 +126,10 @@ def _quiet_overlap_warnings() -> None:
 
 
 def next_cron_time(fields: Mapping[str, Any], timezone: str, after: datetime) -> datetime | None:
-    """The first time after ``after`` that matches the cron ``fields`` in ``timezone``."""
+    """The first time after ``after`` that matches the cron ``fields`` in ``timezone`` (UTC)."""
     trigger = CronTrigger(timezone=ZoneInfo(timezone), **fields)
     nxt: datetime | None = trigger.get_next_fire_time(None, after + timedelta(seconds=1))
-    return nxt
+    return nxt.astimezone(UTC) if nxt is not None else None
 
 
 #: How far back :func:`last_cron_time` looks first; widened until a fire time is found.
@@ -139,7 +139,7 @@ _LOOKBACKS = (timedelta(hours=2), timedelta(days=2), timedelta(days=9), timedelt
 def last_cron_time(
     fields: Mapping[str, Any], timezone: str, *, after: datetime, until: datetime
 ) -> datetime | None:
-    """The latest time in ``(after, until]`` that matches the cron ``fields`` in ``timezone``.
+    """The latest time in ``(after, until]`` matching the cron ``fields`` in ``timezone`` (UTC).
 
     This is the fire time a late or missed run belongs to. APScheduler 3 cannot step a
     cron backwards, so scan forwards from a recent point, widening the look-back until a
@@ -154,7 +154,8 @@ def last_cron_time(
             found = nxt
             nxt = trigger.get_next_fire_time(nxt, nxt + timedelta(seconds=1))
         if found is not None or begin == after:
-            return found
+            # Stored times are UTC: SQLite compares them as text.
+            return found.astimezone(UTC) if found is not None else None
     return None  # pragma: no cover - the loop always returns at ``begin == after``
 
 

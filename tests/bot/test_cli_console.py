@@ -18,7 +18,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def atombot(
-    args: list[str], *, stdin: str, env: dict[str, str], timeout: float = 240
+    args: list[str], *, stdin: str, env: dict[str, str], timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
