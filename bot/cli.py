@@ -205,8 +205,10 @@ def build_arg_parser() -> argparse.ArgumentParser:
     man.set_defaults(func=_slack_manifest, is_async=False)
 
     from bot.cli_digests import register as register_digests
+    from bot.cli_intents import register as register_intents
 
     register_digests(sub)
+    register_intents(sub)
     return parser
 
 

@@ -136,12 +136,12 @@ EN: dict[str, str] = {
     "tg.usage.cancel": "Which task? For example: /cancel 42 (see /status).",
     "tg.summarize.empty": "I have no messages of this chat to summarize yet: I only see messages sent while I'm here, and nothing when memory is off (/privacy).",
     # Slack adapter.
-    'slack.ack.working': 'Got it, working out the tasks…',
-    'slack.home.title': 'atombot',
-    'slack.home.digests': 'Your digest subscriptions:',
-    'slack.home.no_digests': 'No digests yet. In a channel, ask me to “send a daily digest of this channel at 8am”.',
-    'slack.home.digest_line': '<#{channel}>: {schedule} ({timezone})',
-    'slack.home.task_line': '#{id} {kind}: {status}',
+    "slack.ack.working": "Got it, working out the tasks…",
+    "slack.home.title": "atombot",
+    "slack.home.digests": "Your digest subscriptions:",
+    "slack.home.no_digests": "No digests yet. In a channel, ask me to “send a daily digest of this channel at 8am”.",
+    "slack.home.digest_line": "<#{channel}>: {schedule} ({timezone})",
+    "slack.home.task_line": "#{id} {kind}: {status}",
 }
 
 ZH: dict[str, str] = {
@@ -255,12 +255,12 @@ ZH: dict[str, str] = {
     "tg.usage.reply": "请以回复要回答的消息的方式发送 /reply。",
     "tg.usage.cancel": "取消哪个任务？例如：/cancel 42（见 /status）。",
     "tg.summarize.empty": "我还没有本聊天可总结的消息：我只能看到我在群里之后发送的消息，关闭记忆时（/privacy）则什么都不保存。",
-    'slack.ack.working': '收到，正在拆分任务……',
-    'slack.home.title': 'atombot',
-    'slack.home.digests': '你订阅的摘要：',
-    'slack.home.no_digests': '还没有摘要。在频道里对我说“每天早上8点发送这个频道的摘要”。',
-    'slack.home.digest_line': '<#{channel}>：{schedule}（{timezone}）',
-    'slack.home.task_line': '#{id} {kind}：{status}',
+    "slack.ack.working": "收到，正在拆分任务……",
+    "slack.home.title": "atombot",
+    "slack.home.digests": "你订阅的摘要：",
+    "slack.home.no_digests": "还没有摘要。在频道里对我说“每天早上8点发送这个频道的摘要”。",
+    "slack.home.digest_line": "<#{channel}>：{schedule}（{timezone}）",
+    "slack.home.task_line": "#{id} {kind}：{status}",
 }
 
 CATALOG: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}

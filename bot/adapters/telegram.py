@@ -90,6 +90,7 @@ COMMANDS = (
 #: Updates the bot asks Telegram for.
 ALLOWED_UPDATES = ["message", "callback_query"]
 
+
 def text(key: str, locale: str, **values: object) -> str:
     """A user-visible string from :mod:`bot.texts`."""
     return t(key, locale, **values)

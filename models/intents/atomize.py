@@ -30,7 +30,9 @@ _SOFT = re.compile(
     r"|\s*(?:然后|之后|另外|还有|并且|同时|接着|再帮我|再)\s*",
     re.IGNORECASE,
 )
-_AND = re.compile(rf"\s*(?:,\s*(?:and\s+)?|\s+and\s+|，|、|和)(?={_TRIGGERS}|{_ZH_TRIGGERS})", re.IGNORECASE)
+_AND = re.compile(
+    rf"\s*(?:,\s*(?:and\s+)?|\s+and\s+|，|、|和)(?={_TRIGGERS}|{_ZH_TRIGGERS})", re.IGNORECASE
+)
 _LEADING = re.compile(
     r"^(?:and\s+then|and\s+also|and|then|also|plus|after\s+that|afterwards|finally|"
     r"然后|之后|另外|还有|并且|同时|接着|再)\b[\s,，]*",
@@ -60,10 +62,14 @@ def _protected(text: str) -> list[tuple[int, int]]:
     """Ranges that must not be split: quotes, and text pasted after an early colon."""
     ranges = [(m.start(), m.end()) for m in re.finditer(r"\"[^\"]*\"|“[^”]*”|「[^」]*」", text)]
     colon = re.search(r"[:：]", text)
-    if colon is not None and len(text[: colon.start()].split()) <= 12 and re.search(
-        r"summari|summary|sum up|recap|tl;?dr|reply|respond|answer|总结|概括|回复|摘要|condense|digest",
-        text[: colon.start()],
-        re.IGNORECASE,
+    if (
+        colon is not None
+        and len(text[: colon.start()].split()) <= 12
+        and re.search(
+            r"summari|summary|sum up|recap|tl;?dr|reply|respond|answer|总结|概括|回复|摘要|condense|digest",
+            text[: colon.start()],
+            re.IGNORECASE,
+        )
     ):
         ranges.append((colon.end(), len(text)))
     return ranges
@@ -84,7 +90,11 @@ def _split_at(
                 continue
             if cut_start <= cursor:
                 continue
-            out.append(Clause(clause.text[cursor - clause.start : cut_start - clause.start], cursor, cut_start))
+            out.append(
+                Clause(
+                    clause.text[cursor - clause.start : cut_start - clause.start], cursor, cut_start
+                )
+            )
             cursor = cut_end
         out.append(Clause(clause.text[cursor - clause.start :], cursor, clause.end))
     return out
@@ -113,7 +123,9 @@ def split_clauses(text: str) -> list[Clause]:
     clauses = _split_at(clauses, _SOFT, protected)
     clauses = _split_at(clauses, _AND, protected)
     trimmed = [c for c in (_trim(c) for c in clauses) if c is not None]
-    return trimmed or [Clause(text.strip(), text.find(text.strip()), text.find(text.strip()) + len(text.strip()))]
+    return trimmed or [
+        Clause(text.strip(), text.find(text.strip()), text.find(text.strip()) + len(text.strip()))
+    ]
 
 
 #: Intents whose result is text another task can use.
@@ -134,3 +146,14 @@ def dependencies(intents: list[str], clauses: list[str]) -> list[tuple[int, ...]
                     break
         deps.append(found)
     return deps
+
+
+def classification_text(clause: str) -> str:
+    """What the classifier should see of a clause: pasted text after an early colon and
+    quoted text are replaced by a placeholder, so a long paste cannot drown the request."""
+    colon = re.search(r"[:：]", clause)
+    if colon is not None:
+        for lo, _hi in _protected(clause):
+            if lo == colon.end():
+                return clause[: colon.start()].strip() + ': "..."'
+    return re.sub(r"\"[^\"]{12,}\"|“[^”]{12,}”|「[^」]{6,}」", '"..."', clause)

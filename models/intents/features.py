@@ -20,6 +20,9 @@ import torch
 
 #: Size of the hashed feature space.
 DIM = 1 << 15
+#: Row norm of the lexical features; at 1.0 the embedding part fits the few training
+#: examples alone and the lexical weights stay near zero (chosen by cross-validation).
+LEXICAL_SCALE = 10.0
 _TOKEN = re.compile(r"[a-z0-9][a-z0-9'’_.-]*|[#@][\w-]+|[\u4e00-\u9fff]|[?!]")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -34,7 +37,9 @@ def ngrams(text: str) -> Counter[str]:
     """The n-gram features of one text (before hashing)."""
     tokens = _TOKEN.findall(text.lower())
     # Numbers and ids carry no intent; keep their shape only.
-    tokens = ["<num>" if t.isdigit() else "#<num>" if re.fullmatch(r"#\d+", t) else t for t in tokens]
+    tokens = [
+        "<num>" if t.isdigit() else "#<num>" if re.fullmatch(r"#\d+", t) else t for t in tokens
+    ]
     feats: Counter[str] = Counter()
     for i, token in enumerate(tokens):
         feats["w:" + token] += 1
@@ -52,7 +57,7 @@ def ngrams(text: str) -> Counter[str]:
 
 
 def featurize(text: str) -> SparseRow:
-    """Hashed, sublinear-tf, L2-normalised feature row as ``(indices, values)``."""
+    """Hashed, sublinear-tf feature row of norm ``LEXICAL_SCALE`` as ``(indices, values)``."""
     merged: dict[int, float] = {}
     for feature, count in ngrams(text).items():
         index = _hash(feature)
@@ -61,12 +66,12 @@ def featurize(text: str) -> SparseRow:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     indices = np.fromiter(merged.keys(), dtype=np.int64, count=len(merged))
     values = np.fromiter(merged.values(), dtype=np.float32, count=len(merged))
-    values /= float(np.linalg.norm(values))
+    values *= LEXICAL_SCALE / float(np.linalg.norm(values))
     return indices, values
 
 
-def sparse_matrix(rows: list[SparseRow]) -> torch.Tensor:
-    """Stack rows into a ``(len(rows), DIM)`` sparse COO tensor (for training)."""
+def sparse_matrix(rows: list[SparseRow], columns: int = DIM) -> torch.Tensor:
+    """Stack rows into a ``(len(rows), columns)`` sparse COO tensor (for training)."""
     row_index = np.concatenate(
         [np.full(len(idx), r, dtype=np.int64) for r, (idx, _) in enumerate(rows)]
         or [np.zeros(0, dtype=np.int64)]
@@ -76,5 +81,6 @@ def sparse_matrix(rows: list[SparseRow]) -> torch.Tensor:
     return torch.sparse_coo_tensor(
         torch.from_numpy(np.stack([row_index, col_index])),
         torch.from_numpy(values),
-        size=(len(rows), DIM),
+        size=(len(rows), columns),
+        check_invariants=False,
     ).coalesce()

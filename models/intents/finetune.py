@@ -3,7 +3,7 @@
 The head is warm-started from the fast logistic-regression head, the encoder learns with a
 small learning rate and the head with a larger one (linear warm-up then decay), with label
 smoothing. Runs through ``accelerate`` so the same code uses a GPU when there is one. After
-training, the logistic head is refitted on the new embeddings, which is what inference uses.
+training, the classifier refits its logistic head on the new embeddings.
 """
 
 from __future__ import annotations
@@ -49,7 +49,10 @@ def finetune(
     labels: list[str],
     config: FinetuneConfig | None = None,
 ) -> LinearHead:
-    """Fine-tune ``encoder`` in place on ``(texts, labels)``; return the refitted head."""
+    """Fine-tune ``encoder`` in place on ``(texts, labels)``; return the jointly trained head.
+
+    Callers usually refit a logistic head on the fine-tuned embeddings afterwards.
+    """
     cfg = config or FinetuneConfig()
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -112,12 +115,15 @@ def finetune(
                 optimizer.zero_grad()
                 step += 1
             logger.info(
-                "fine-tune epoch %d/%d done after %.0fs", epoch + 1, epochs, time.perf_counter() - started
+                "fine-tune epoch %d/%d done after %.0fs",
+                epoch + 1,
+                epochs,
+                time.perf_counter() - started,
             )
     trained = accelerator.unwrap_model(module)
     encoder.module = trained.to("cpu")
     encoder.refresh()
-    return train_head(encoder.encode(texts), labels)
+    return LinearHead.from_torch(accelerator.unwrap_model(layer).to("cpu"), classes)
 
 
 def set_seed(seed: int) -> None:

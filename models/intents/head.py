@@ -77,7 +77,7 @@ def train_head(
     texts: list[str] | None = None,
     l2: float = 1e-4,
     lexical_l2: float = 1e-4,
-    max_iter: int = 300,
+    max_iter: int = 150,
     seed: int = 0,
     rows: list[SparseRow] | None = None,
 ) -> LinearHead:
@@ -94,14 +94,25 @@ def train_head(
     layer = torch.nn.Linear(x.shape[1], len(classes))
     if rows is None and texts is not None:
         rows = [featurize(t) for t in texts]
-    sparse = sparse_matrix(rows) if rows is not None else None
-    lexical = torch.zeros(len(classes), DIM, requires_grad=True)
+    # Only hashed columns that occur in the data can get non-zero weights; optimising just
+    # those keeps L-BFGS vectors small (a few thousand columns instead of DIM).
+    used = np.unique(np.concatenate([idx for idx, _ in rows])) if rows else np.zeros(0, np.int64)
+    sparse = (
+        sparse_matrix([(np.searchsorted(used, idx), val) for idx, val in rows], len(used))
+        if rows is not None
+        else None
+    )
+    lexical = torch.zeros(len(classes), len(used), requires_grad=True)
     with torch.no_grad():
         layer.weight.zero_()
         layer.bias.zero_()
     params = [*layer.parameters(), lexical] if sparse is not None else list(layer.parameters())
     optimizer = torch.optim.LBFGS(
-        params, max_iter=max_iter, line_search_fn="strong_wolfe", tolerance_grad=1e-6
+        params,
+        max_iter=max_iter,
+        history_size=10,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-5,
     )
 
     def closure() -> torch.Tensor:
@@ -115,9 +126,18 @@ def train_head(
         loss.backward()
         return loss
 
-    with torch.enable_grad():
-        optimizer.step(closure)
+    # The head's tensors are small: one thread avoids thread-pool synchronisation that
+    # dominates (10x slower) on busy machines.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.enable_grad():
+            optimizer.step(closure)
+    finally:
+        torch.set_num_threads(threads)
     head = LinearHead.from_torch(layer, classes)
     if sparse is not None:
-        head.lexical = lexical.detach().numpy().astype(np.float32)
+        full = np.zeros((len(classes), DIM), dtype=np.float32)
+        full[:, used] = lexical.detach().numpy()
+        head.lexical = full
     return head

@@ -29,6 +29,8 @@ _TASK_ID = re.compile(
     r"|任务\s*#?\s*(\d+)|(\d+)\s*号任务",
     re.IGNORECASE,
 )
+#: Only this much of a clause is searched for times (dates in long pastes are not requests).
+_MAX_TIME_TEXT = 500
 _TRAILING_ID = re.compile(r"^\s*(?:,|and|&|or|和|、)\s*#?\s*(\d+)\b", re.IGNORECASE)
 
 
@@ -83,9 +85,30 @@ _LENGTHS = (
     (r"\b(?:medium|medium[- ]length|moderate)\b|适中", "medium"),
 )  # fmt: skip
 _GROUPS = (
-    "team", "everyone", "everybody", "all", "manager", "boss", "client", "clients", "customer",
-    "customers", "vendor", "supplier", "board", "investors", "hr", "legal", "finance",
-    "marketing", "candidate", "landlord", "auditors", "company", "leadership", "recruiter",
+    "team",
+    "everyone",
+    "everybody",
+    "all",
+    "manager",
+    "boss",
+    "client",
+    "clients",
+    "customer",
+    "customers",
+    "vendor",
+    "supplier",
+    "board",
+    "investors",
+    "hr",
+    "legal",
+    "finance",
+    "marketing",
+    "candidate",
+    "landlord",
+    "auditors",
+    "company",
+    "leadership",
+    "recruiter",
 )
 _STOP_AFTER_RECIPIENTS = re.compile(
     r"\s+(?:about|regarding|re:?|on|concerning|that|saying|to\s+(?:say|ask|tell|let|remind|"
@@ -119,8 +142,11 @@ def _clean_name(raw: str) -> str | None:
     if len(words) > 4:
         return None
     head_word = words[0].lower()
-    if words[0][0].isupper() or _CJK.search(name) or head_word in _GROUPS or (
-        len(words) > 1 and words[-1].lower() in _GROUPS
+    if (
+        words[0][0].isupper()
+        or _CJK.search(name)
+        or head_word in _GROUPS
+        or (len(words) > 1 and words[-1].lower() in _GROUPS)
     ):
         return raw.strip().strip("'\"“”") if head_word in ("the", "our", "my") else name
     return None
@@ -224,7 +250,7 @@ def pasted_text(text: str) -> tuple[str | None, int]:
     body = match.group("text") or match.group("quoted")
     if body is None:
         return None, -1
-    body = body.strip().strip("\"“”")
+    body = body.strip().strip('"“”')
     if len(body.split()) < 3 and not _CJK.search(body):
         return None, -1
     if _CJK.search(body) and len(body) < 5:
@@ -239,7 +265,11 @@ def reply_slots(text: str, ctx: SlotContext) -> dict[str, Any]:
     head = text if start < 0 else text[:start]
     if body is not None:
         target = "text"
-    elif re.search(r"\b(?:message|dm|email|comment|ticket|complaint|question|text)\b|消息|私信|投诉", head, re.IGNORECASE):
+    elif re.search(
+        r"\b(?:message|dm|email|comment|ticket|complaint|question|text)\b|消息|私信|投诉",
+        head,
+        re.IGNORECASE,
+    ):
         target = "message"
     else:
         target = "thread"
@@ -276,11 +306,16 @@ def summarize_slots(text: str, ctx: SlotContext) -> dict[str, Any]:
     if scope != "text":
         body = None
     last_n = None
-    count = re.search(r"\b(?:last|past|latest|previous)\s+(\d+)\s+(?:messages?|posts?)\b", head, re.IGNORECASE)
+    count = re.search(
+        r"\b(?:last|past|latest|previous)\s+(\d+)\s+(?:messages?|posts?)\b", head, re.IGNORECASE
+    )
     count = count or re.search(r"(?:最近|最后|过去)\s*(\d+)\s*条", head)
     if count:
         last_n = int(count.group(1))
-    since, until = (None, None) if scope == "text" else timeparse.parse_window(head, ctx.now, ctx.timezone)
+    head = head[:_MAX_TIME_TEXT]
+    since, until = (
+        (None, None) if scope == "text" else timeparse.parse_window(head, ctx.now, ctx.timezone)
+    )
     return {
         "scope": scope,
         "channel": channel,
@@ -329,6 +364,8 @@ def _reminder_what(text: str, time_span: tuple[int, int] | None) -> str:
         what,
         flags=re.IGNORECASE,
     )
+    what = re.sub(r"\b(?:every|each)\b\s*(?=(?:to|about|that|$)\b)", " ", what, flags=re.IGNORECASE)
+    what = timeparse.strip_zh_times(what)
     what = re.sub(r"^(?:提醒我|提醒大家|提醒)", "", what.strip())
     what = re.sub(r"(?:提醒我|提醒大家)", " ", what)
     what = re.sub(r"^\s*(?:to|about|that|for|of|on|:)\s+", "", what.strip(), flags=re.IGNORECASE)
@@ -340,6 +377,8 @@ def _reminder_what(text: str, time_span: tuple[int, int] | None) -> str:
 
 def reminder_slots(text: str, ctx: SlotContext) -> dict[str, Any]:
     """Slots of a ``reminder.create`` clause; ``when`` is None when no time was given."""
+    # Time phrases sit near the request; the date search is slow on pasted pages of text.
+    text = text[:_MAX_TIME_TEXT]
     recurrence = timeparse.parse_recurrence(text)
     zone = timeparse.explicit_timezone(text) or ctx.timezone
     found = timeparse.find_time(text, ctx.now, zone)
@@ -367,6 +406,7 @@ def task_slots(text: str, ctx: SlotContext) -> dict[str, Any]:
 
 def digest_subscribe_slots(text: str, ctx: SlotContext) -> dict[str, Any]:
     """Slots of ``digest.subscribe``: cron kwargs (default daily 08:00), timezone, channel."""
+    text = text[:_MAX_TIME_TEXT]
     weekly = bool(
         re.search(
             r"\bweekly\b|\bevery\s+week\b|\bweek\b|\b(?:mon|tues|wednes|thurs|fri|satur|sun)days?\b"
@@ -375,8 +415,10 @@ def digest_subscribe_slots(text: str, ctx: SlotContext) -> dict[str, Any]:
             re.IGNORECASE,
         )
     )
-    probe = text if re.search(r"\bevery\b|\bdaily\b|\bweekly\b|每", text, re.IGNORECASE) else (
-        "every week " + text if weekly else "every day " + text
+    probe = (
+        text
+        if re.search(r"\bevery\b|\bdaily\b|\bweekly\b|每", text, re.IGNORECASE)
+        else ("every week " + text if weekly else "every day " + text)
     )
     cron = timeparse.parse_recurrence(probe) or {"hour": 8, "minute": 0}
     if not re.search(r"\d|noon|morning|evening|night|afternoon|[点點]", text, re.IGNORECASE):

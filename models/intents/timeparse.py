@@ -87,8 +87,14 @@ def zh_to_en(text: str) -> str:
         hour,
         text,
     )
-    out = re.sub(r"下(?:个)?(?:周|星期|礼拜)([一二三四五六日天])", lambda m: f" next {_ZH_DAYS[m.group(1)]} ", out)
-    out = re.sub(r"(?:周|星期|礼拜)([一二三四五六日天])", lambda m: f" {_ZH_DAYS[m.group(1)]} ", out)
+    out = re.sub(
+        r"下(?:个)?(?:周|星期|礼拜)([一二三四五六日天])",
+        lambda m: f" next {_ZH_DAYS[m.group(1)]} ",
+        out,
+    )
+    out = re.sub(
+        r"(?:周|星期|礼拜)([一二三四五六日天])", lambda m: f" {_ZH_DAYS[m.group(1)]} ", out
+    )
     replacements = [
         ("大后天", " in 3 days "), ("后天", " in 2 days "), ("明天", " tomorrow "),
         ("今天", " today "), ("昨天", " yesterday "), ("今晚", " tonight "),
@@ -98,19 +104,38 @@ def zh_to_en(text: str) -> str:
         out = out.replace(zh, en)
     out = re.sub(
         r"(\d+)\s*(分钟|小时|天|周)(?:之)?后",
-        lambda m: f" in {m.group(1)} "
-        + {"分钟": "minutes", "小时": "hours", "天": "days", "周": "weeks"}[m.group(2)]
-        + " ",
+        lambda m: (
+            f" in {m.group(1)} "
+            + {"分钟": "minutes", "小时": "hours", "天": "days", "周": "weeks"}[m.group(2)]
+            + " "
+        ),
         out,
     )
     out = re.sub(
         r"([一二两三四五六七八九十])\s*(分钟|个小时|小时|天)(?:之)?后",
-        lambda m: f" in {_ZH_NUM[m.group(1)]} "
-        + {"分钟": "minutes", "个小时": "hours", "小时": "hours", "天": "days"}[m.group(2)]
-        + " ",
+        lambda m: (
+            f" in {_ZH_NUM[m.group(1)]} "
+            + {"分钟": "minutes", "个小时": "hours", "小时": "hours", "天": "days"}[m.group(2)]
+            + " "
+        ),
         out,
     )
     return out
+
+
+_ZH_TIME = re.compile(
+    r"(?:每(?:个)?(?:天|日|周[一二三四五六日天]?|星期[一二三四五六日天]?|月\s*\d{1,2}\s*[号日]?|个工作日))"
+    r"|(?:大后天|后天|明天|今天|今晚|下(?:个)?(?:周|星期|礼拜)[一二三四五六日天]?|(?:周|星期|礼拜)[一二三四五六日天]"
+    r"|下个月|工作日)"
+    r"|(?:上午|早上|早晨|中午|下午|晚上|傍晚)?\s*(?:\d{1,2}|十[一二]?|[一二两三四五六七八九])\s*[点點时](?:半|\d{1,2}分?)?"
+    r"|(?:上午|早上|早晨|中午|下午|晚上|傍晚)"
+    r"|(?:\d+|[一二两三四五六七八九十])\s*(?:分钟|个小时|小时|天|周)(?:之)?后"
+)
+
+
+def strip_zh_times(text: str) -> str:
+    """``text`` without Chinese time phrases (for the "what" of a reminder)."""
+    return _ZH_TIME.sub(" ", text)
 
 
 def _settings(now: datetime, tz: str, prefer: str) -> dict[str, Any]:
@@ -167,9 +192,7 @@ def find_time(text: str, now: datetime, tz: str) -> FoundTime | None:
     # "in an hour" / "later today" read better for dateparser in a canonical form.
     english = re.sub(r"\bin an hour\b", "in 1 hour", english, flags=re.IGNORECASE)
     english = re.sub(r"\bin half an hour\b", "in 30 minutes", english, flags=re.IGNORECASE)
-    english = re.sub(
-        r"\b(the day after tomorrow)\b", "in 2 days", english, flags=re.IGNORECASE
-    )
+    english = re.sub(r"\b(the day after tomorrow)\b", "in 2 days", english, flags=re.IGNORECASE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         found = search_dates(english, languages=["en"], settings=_settings(now, tz, "future"))
@@ -262,13 +285,18 @@ def parse_recurrence(text: str) -> dict[str, Any] | None:
 
     The result always has ``hour`` and ``minute`` (09:00 when no time is given).
     """
-    english = zh_to_en(text) if re.search(r"[\u4e00-\u9fff]", text) else text
-    english = english.replace("工作日", " every weekday ")
+    english = text.replace("工作日", " every weekday ")
+    english = re.sub(
+        r"每(?:个)?(?:周|星期|礼拜)([一二三四五六日天])",
+        lambda m: f" every {_ZH_DAYS[m.group(1)]} ",
+        english,
+    )
     english = re.sub(r"每(?:个)?月\s*(\d{1,2})\s*[号日]", r" every month on the \1th ", english)
     english = re.sub(r"每(?:个)?(?:周|星期|礼拜)\s*", " every ", english)
     english = re.sub(r"每(?:一)?天|每日|每个工作日", " every day ", english)
     english = re.sub(r"每(?:个)?月", " every month ", english)
     english = re.sub(r"每周|每星期", " every week ", english)
+    english = zh_to_en(english) if re.search(r"[\u4e00-\u9fff]", english) else english
     lowered = english.lower()
     if not re.search(
         r"\bevery\b|\beach\b|\bdaily\b|\bweekly\b|\bmonthly\b|\bweekdays?\b|\b\w+days\b"
@@ -280,11 +308,15 @@ def parse_recurrence(text: str) -> dict[str, Any] | None:
     days = [abbr for word, abbr in _DAY_WORDS.items() if re.search(rf"\b{word}\b", lowered)]
     if re.search(r"\bweekdays?\b|\bworkdays?\b|\bworking days?\b", lowered):
         cron["day_of_week"] = "mon-fri"
-    elif days and (re.search(r"\bevery\b|\beach\b|\bweekly\b|\bon\s+\w+days\b", lowered)
-                   or any(re.search(rf"\b{w}s\b", lowered) for w in _DAY_WORDS if w[-1] == "y")):
+    elif days and (
+        re.search(r"\bevery\b|\beach\b|\bweekly\b|\bon\s+\w+days\b", lowered)
+        or any(re.search(rf"\b{w}s\b", lowered) for w in _DAY_WORDS if w[-1] == "y")
+    ):
         ordered = sorted(set(days), key=_DAYS.index)
         cron["day_of_week"] = ",".join(ordered)
-    elif re.search(r"\bmonthly\b|\bevery month\b|\beach month\b|\bof (?:every|each) month\b", lowered):
+    elif re.search(
+        r"\bmonthly\b|\bevery month\b|\beach month\b|\bof (?:every|each) month\b", lowered
+    ):
         cron["day"] = _ordinal_day(english) or "1"
     elif re.search(r"\bweekly\b|\bevery week\b|\beach week\b", lowered):
         cron["day_of_week"] = "mon"
@@ -306,7 +338,9 @@ def next_fire(cron: dict[str, Any], now: datetime, tz: str) -> datetime:
     from apscheduler.triggers.cron import CronTrigger
 
     trigger = CronTrigger(timezone=ZoneInfo(tz), **cron)
-    fire: datetime = trigger.get_next_fire_time(None, now.astimezone(ZoneInfo(tz)))
+    # Strictly after now: a reminder set at 10:00 "every day at 10" first fires tomorrow.
+    after = now.astimezone(ZoneInfo(tz)) + timedelta(seconds=1)
+    fire: datetime = trigger.get_next_fire_time(None, after)
     return fire
 
 
@@ -325,7 +359,9 @@ def parse_window(text: str, now: datetime, tz: str) -> tuple[datetime | None, da
         r"(minutes?|hours?|days?|weeks?|months?)\b",
         lowered,
     )
-    if match and not re.search(r"\blast\s+\d+\s+messages?\b", lowered[match.start() : match.end() + 10]):
+    if match and not re.search(
+        r"\blast\s+\d+\s+messages?\b", lowered[match.start() : match.end() + 10]
+    ):
         amount_word = match.group(1) or "1"
         amount = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "few": 3}.get(amount_word)
         count = amount if amount is not None else int(amount_word)
@@ -350,7 +386,11 @@ def parse_window(text: str, now: datetime, tz: str) -> tuple[datetime | None, da
         return midnight - timedelta(hours=6), None
     if re.search(r"\bthis week\b", lowered):
         return midnight - timedelta(days=local_now.weekday()), None
-    since = re.search(r"\b(?:since|from)\s+(.+?)(?:\s+(?:in|on|for|and|to|until)\b|[.,;?!]|$)", english, re.IGNORECASE)
+    since = re.search(
+        r"\b(?:since|from)\s+(.+?)(?:\s+(?:in|on|for|and|to|until)\b|[.,;?!]|$)",
+        english,
+        re.IGNORECASE,
+    )
     if since:
         phrase = since.group(1).strip()
         point = parse_point(phrase, now, tz, prefer="past")
