@@ -4,47 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from bot.adapters.base import Services
 from bot.leader import Leader, lock_key
 from bot.scheduler import Jobs, Scheduler
-from bot.types import Target, View
 from storage.db import create_engine
 from storage.migrate import upgrade
 from storage.repository import Repository
 from storage.schemas import RequestCreate, TaskCreate
 from storage.tables import utcnow
+from tests.fakes.recording import Chat
 
 KEY = lock_key("atombot:test-scheduler")
-
-
-@dataclass
-class Chat:
-    """One replica's connection to the platform, recording what it posted."""
-
-    platform: str = "fake"
-    max_text: int = 4000
-    min_edit_interval: float = 0.0
-    sent: list[View] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    async def start(self, services: Services) -> None: ...
-    async def stop(self) -> None: ...
-
-    async def send(self, target: Target, view: View) -> str:
-        self.sent.append(view)
-        return f"m{len(self.sent)}"
-
-    async def edit(self, target: Target, message_id: str, view: View) -> None: ...
-
-    async def notify(self, target: Target, text: str) -> None:
-        self.notes.append(text)
 
 
 @pytest.fixture

@@ -4,46 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import time_machine
 
-from bot.adapters.base import Services
 from bot.scheduler import Jobs, Scheduler, digest_schedule, last_cron_time, next_cron_time
-from bot.types import Target, View
 from storage.db import create_engine
 from storage.repository import Repository
 from storage.schemas import RequestCreate, TaskCreate
 from storage.tables import Reminder, TaskStatus
+from tests.fakes.recording import Chat
 
 BERLIN = "Europe/Berlin"
 EIGHT_AM = {"hour": 8, "minute": 0}
-
-
-@dataclass
-class Chat:
-    """A platform that records the plain messages (digests, reminders) it was asked to post."""
-
-    platform: str = "fake"
-    max_text: int = 4000
-    min_edit_interval: float = 0.0
-    notes: list[str] = field(default_factory=list)
-    sent: list[View] = field(default_factory=list)
-
-    async def start(self, services: Services) -> None: ...
-    async def stop(self) -> None: ...
-
-    async def send(self, target: Target, view: View) -> str:
-        self.sent.append(view)
-        return f"m{len(self.sent)}"
-
-    async def edit(self, target: Target, message_id: str, view: View) -> None: ...
-
-    async def notify(self, target: Target, text: str) -> None:
-        self.notes.append(text)
 
 
 def utc(*args: int) -> datetime:
