@@ -1,4 +1,4 @@
-"""Typed errors and the one error funnel."""
+"""The one error funnel: every unexpected exception is logged once, with its traceback."""
 
 from __future__ import annotations
 
@@ -7,19 +7,6 @@ import logging
 log = logging.getLogger("atombot")
 
 
-class BotError(Exception):
-    """Base of atombot's own errors."""
-
-
-class UserFacingError(BotError):
-    """An error whose message key (in ``bot.texts``) can be shown to the person."""
-
-    def __init__(self, key: str, **values: object) -> None:
-        super().__init__(key)
-        self.key = key
-        self.values = values
-
-
 def report(exc: BaseException, *, where: str) -> None:
-    """Log an unexpected exception once, with its traceback (the error funnel)."""
+    """Log an unexpected exception once, with its traceback."""
     log.error("unhandled error in %s", where, exc_info=exc)

@@ -39,6 +39,7 @@ from bot.adapters.base import DeliveryError, Services
 from bot.adapters.slack.blocks import fallback_text, home_view, message_blocks
 from bot.adapters.slack.manifest import SHORTCUT_DRAFT_REPLY, SHORTCUT_SUMMARIZE
 from bot.config import Settings
+from bot.errors import report
 from bot.render import split_text
 from bot.texts import detect_locale, t
 from bot.types import ActionEvent, Button, Inbound, Reply, Target, View
@@ -323,8 +324,8 @@ class SlackAdapter:
     async def _route_or_apologise(self, inbound: Inbound, *, thread: str | None) -> Reply:
         try:
             return await self._route(inbound, thread=thread)
-        except Exception:
-            log.exception("Slack: routing %s failed", inbound.event_id)
+        except Exception as exc:
+            report(exc, where=f"Slack routing of {inbound.event_id}")
             return Reply(t("error.internal", detect_locale(inbound.text)))
 
     async def _on_command(self, ack: Ack, command: dict[str, Any], respond: Respond) -> None:
@@ -455,8 +456,8 @@ class SlackAdapter:
         )
         try:
             reply = await self.services.router.handle_action(event)
-        except Exception:
-            log.exception("Slack: button %s failed", event.event_id)
+        except Exception as exc:
+            report(exc, where=f"Slack button {event.event_id}")
             reply = Reply(t("error.internal", "en"), ephemeral=True)
         self.services.notify()
         if reply.text:
