@@ -1,6 +1,6 @@
 """``atombot intents``: train, evaluate and try the intent classifier from the command line.
 
-- ``atombot intents train [--data FILE] [--finetune] [--out DIR]``
+- ``atombot intents train [--data FILE] [--finetune [--recipe R]] [--out DIR]``
 - ``atombot intents eval --train TRAIN.jsonl --test TEST.jsonl [--finetune] [--json]
   [--predictions OUT.jsonl] [--few-shot N]``
 - ``atombot intents predict [--json]`` (stdin: one message per line)
@@ -39,7 +39,9 @@ def _train(args: argparse.Namespace) -> int:
         encoder=args.encoder or encoder,
         cache_dir=out / "onnx",
         finetune_encoder=args.finetune,
-        finetune_config=FinetuneConfig(epochs=args.epochs) if args.finetune else None,
+        finetune_config=(
+            FinetuneConfig(recipe=args.recipe, epochs=args.epochs) if args.finetune else None
+        ),
     )
     classifier.save(out)
     cal = classifier.calibration
@@ -75,7 +77,9 @@ def _eval(args: argparse.Namespace) -> int:
         encoder=args.encoder or encoder,
         cache_dir=cache,
         finetune_encoder=args.finetune,
-        finetune_config=FinetuneConfig(epochs=args.epochs) if args.finetune else None,
+        finetune_config=(
+            FinetuneConfig(recipe=args.recipe, epochs=args.epochs) if args.finetune else None
+        ),
         threads=args.threads,
     )
     report, predictions = evaluate(classifier, test_texts, test_labels)
@@ -158,6 +162,10 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Fine-tuning recipes of ``--recipe`` (see ``models.intents.finetune``); the first is the default.
+RECIPES = ("contrastive", "cross_entropy")
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``intents`` command (train / eval / predict) to the atombot CLI."""
     intents = subparsers.add_parser("intents", help="train, evaluate and try the intent classifier")
@@ -176,7 +184,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     train.add_argument(
         "--encoder", help="local sentence-encoder directory (default: all-MiniLM-L6-v2)"
     )
-    train.add_argument("--epochs", type=int, help="fine-tuning epochs (default: by data size)")
+    train.add_argument("--epochs", type=int, help="fine-tuning epochs (default: by recipe)")
+    train.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        default=RECIPES[0],
+        help="fine-tuning recipe (default: SetFit-style contrastive pairs)",
+    )
     train.set_defaults(func=_train)
 
     ev = sub.add_parser("eval", help="train on one JSONL file and score on another")
@@ -197,6 +211,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     ev.add_argument("--encoder", help="local sentence-encoder directory")
     ev.add_argument("--epochs", type=int, help="fine-tuning epochs")
+    ev.add_argument("--recipe", choices=RECIPES, default=RECIPES[0], help="fine-tuning recipe")
     ev.add_argument("--threads", type=int, default=2, help="CPU threads for inference (default 2)")
     ev.add_argument("--cache", type=Path, help="where the exported ONNX encoder is cached")
     ev.set_defaults(func=_eval)

@@ -34,8 +34,9 @@ def test_oos_spec_carries_no_slots(classifier: IntentClassifier) -> None:
 def test_rejection_threshold_was_calibrated_on_held_out_data(classifier: IntentClassifier) -> None:
     cal = classifier.calibration
     assert cal.folds >= 2
-    assert 0.0 < cal.threshold < 1.0
-    assert cal.oos_recall is not None and cal.oos_recall >= 0.8
+    # 0.0 is a valid choice: the oos class alone may already reach the recall target.
+    assert 0.0 <= cal.threshold < 1.0
+    assert cal.oos_recall is not None and cal.oos_recall >= 0.9
 
 
 def test_low_confidence_prediction_becomes_oos(classifier: IntentClassifier) -> None:
