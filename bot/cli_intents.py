@@ -163,7 +163,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 #: Fine-tuning recipes of ``--recipe`` (see ``models.intents.finetune``); the first is the default.
-RECIPES = ("contrastive", "cross_entropy")
+RECIPES = ("auto", "contrastive", "cross_entropy")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -189,7 +189,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--recipe",
         choices=RECIPES,
         default=RECIPES[0],
-        help="fine-tuning recipe (default: SetFit-style contrastive pairs)",
+        help="fine-tuning recipe (default auto: contrastive pairs below 5,000 examples, "
+        "cross-entropy from there on)",
     )
     train.set_defaults(func=_train)
 

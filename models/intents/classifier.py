@@ -24,7 +24,7 @@ from models.intents import atomize, slots
 from models.intents.data import IntentsFile, load_intents
 from models.intents.encoder import Backend, FloatArray, SentenceEncoder, default_encoder_path
 from models.intents.features import featurize
-from models.intents.finetune import FinetuneConfig, finetune
+from models.intents.finetune import FinetuneConfig, choose_recipe, finetune
 from models.intents.head import LinearHead, train_head
 from models.intents.spec import OOS, TaskSpec
 
@@ -279,6 +279,9 @@ class IntentClassifier:
             train_seconds=time.perf_counter() - started,
             extra={"l2": l2, "lexical_l2": lexical_l2, "lexical": lexical},
         )
+        if finetune_encoder:
+            recipe = (finetune_config or FinetuneConfig()).recipe
+            info.extra["recipe"] = choose_recipe(recipe, len(texts))
         return cls(enc, head, calibration, info)
 
     @classmethod

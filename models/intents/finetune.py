@@ -3,11 +3,14 @@ refits its logistic head on the new embeddings.
 
 Two recipes, both through ``accelerate`` (the same code uses a GPU when there is one):
 
-- ``contrastive`` (default, SetFit-style, Tunstall et al. 2022): same-intent sentence pairs
-  drawn from the examples, one epoch, batch 16, in-batch negatives (multiple-negatives
-  ranking loss). Cheap enough for 2 CPU cores in few-shot settings.
+- ``contrastive`` (SetFit-style, Tunstall et al. 2022): same-intent sentence pairs drawn
+  from the examples, one epoch, batch 16, in-batch negatives (multiple-negatives ranking
+  loss). Pairs multiply small data: the better recipe for a few examples per intent.
 - ``cross_entropy``: encoder + a linear head warm-started from the fast head, small encoder
-  learning rate, larger head learning rate, label smoothing, several epochs.
+  learning rate, larger head learning rate, label smoothing, several epochs, batches of
+  similar lengths. The better recipe once there are thousands of examples.
+
+``auto`` (the default) picks between them by data size (see :func:`choose_recipe`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,20 @@ from models.intents.head import SCALE, LinearHead, train_head
 logger = logging.getLogger(__name__)
 
 
-Recipe = Literal["contrastive", "cross_entropy"]
+Recipe = Literal["auto", "contrastive", "cross_entropy"]
+
+#: From this many examples on, ``auto`` fine-tunes with cross-entropy. On BANKING77 (2 CPU
+#: threads) cross-entropy reached 94.06% on the full 10,003 examples against contrastive
+#: pairs' lower ceiling, while on 10 examples per intent (770) contrastive pairs won
+#: (87.1% against 86.5%), as they did on the 1,000-odd examples of the default intents file.
+CROSS_ENTROPY_MIN_EXAMPLES = 5000
+
+
+def choose_recipe(recipe: Recipe, n_examples: int) -> Recipe:
+    """Resolve ``auto`` to a concrete recipe for a training set of ``n_examples``."""
+    if recipe != "auto":
+        return recipe
+    return "cross_entropy" if n_examples >= CROSS_ENTROPY_MIN_EXAMPLES else "contrastive"
 
 
 @dataclass(frozen=True)
@@ -41,7 +57,7 @@ class FinetuneConfig:
     contrastive recipe and examples for cross-entropy (``None``: 16 and 32).
     """
 
-    recipe: Recipe = "contrastive"
+    recipe: Recipe = "auto"
     epochs: int | None = None
     batch_size: int | None = None
     encoder_lr: float | None = None
@@ -74,7 +90,7 @@ def finetune(
     Callers refit a logistic head on the fine-tuned embeddings afterwards.
     """
     cfg = config or FinetuneConfig()
-    if cfg.recipe == "contrastive":
+    if choose_recipe(cfg.recipe, len(texts)) == "contrastive":
         contrastive_finetune(encoder, texts, labels, cfg)
     else:
         cross_entropy_finetune(encoder, texts, labels, cfg)
@@ -186,6 +202,27 @@ def contrastive_finetune(
     encoder.refresh()
 
 
+def length_batches(
+    lengths: list[int], batch_size: int, rng: random.Random, *, window: int = 50
+) -> list[list[int]]:
+    """Shuffled batches of indices whose items have similar ``lengths``.
+
+    The examples are shuffled, cut into windows of ``window`` batches, sorted by length
+    inside each window and batched; the batches are shuffled again. Padding (wasted
+    compute) shrinks while each batch stays a random draw: on BANKING77 a step costs
+    about 0.3 s instead of 0.55 s on 2 CPU cores.
+    """
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches: list[list[int]] = []
+    span = batch_size * window
+    for start in range(0, len(order), span):
+        chunk = sorted(order[start : start + span], key=lambda i: lengths[i])
+        batches.extend(chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
 def cross_entropy_finetune(
     encoder: SentenceEncoder, texts: list[str], labels: list[str], cfg: FinetuneConfig
 ) -> LinearHead:
@@ -222,16 +259,16 @@ def cross_entropy_finetune(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     module, layer, optimizer, scheduler = accelerator.prepare(module, layer, optimizer, scheduler)
     tokenizer = encoder._tokenizer
-    order = list(range(len(texts)))
+    encoded = tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]
+    lengths = [len(ids) for ids in encoded]
+    rng = random.Random(cfg.seed)
     step = 0
     module.train()
     with torch.enable_grad():
         for epoch in range(epochs):
-            random.shuffle(order)
-            for start in range(0, len(order), batch_size):
+            for batch in length_batches(lengths, batch_size, rng):
                 if step >= total:
                     break
-                batch = order[start : start + batch_size]
                 enc = tokenizer(
                     [texts[i] for i in batch],
                     padding=True,

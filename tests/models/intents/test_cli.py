@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli_intents import register
+from models.intents.finetune import Recipe
 
 TRAIN = [
     ("cancel #4", "task.cancel"), ("stop task 7", "task.cancel"), ("abort it", "task.cancel"),
@@ -105,14 +106,21 @@ def test_train_rejects_a_malformed_intents_file(
 
 
 @pytest.mark.slow
-def test_finetune_smoke_run_saves_an_encoder_and_reloads_identically(tmp_path: Path) -> None:
+@pytest.mark.parametrize("recipe", ["contrastive", "cross_entropy"])
+def test_finetune_smoke_run_saves_an_encoder_and_reloads_identically(
+    tmp_path: Path, recipe: Recipe
+) -> None:
     from models.intents import FinetuneConfig, IntentClassifier
+    from models.intents.encoder import SentenceEncoder, default_encoder_path
 
     texts, labels = [t for t, _ in TRAIN], [lbl for _, lbl in TRAIN]
     tuned = IntentClassifier.train(
         texts, labels, cache_dir=tmp_path / "onnx", finetune_encoder=True,
-        finetune_config=FinetuneConfig(epochs=1, batch_size=4, max_steps=3),
+        finetune_config=FinetuneConfig(recipe=recipe, epochs=1, batch_size=4, max_steps=3),
     )  # fmt: skip
+    assert tuned.info.extra["recipe"] == recipe
+    # Three optimiser steps are enough to move the weights away from the packaged ones.
+    assert tuned.encoder.digest != SentenceEncoder(default_encoder_path(), backend="torch").digest
     tuned.save(tmp_path / "model")
     loaded = IntentClassifier.load(tmp_path / "model")
     assert (tmp_path / "model" / "encoder" / "model.safetensors").exists()

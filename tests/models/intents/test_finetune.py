@@ -1,8 +1,15 @@
-"""Pairs of the SetFit-style contrastive fine-tuning recipe."""
+"""Fine-tuning: SetFit-style contrastive pairs, the recipe choice, length-bucketed batches."""
 
 from __future__ import annotations
 
-from models.intents.finetune import contrastive_pairs
+import random
+
+from models.intents.finetune import (
+    CROSS_ENTROPY_MIN_EXAMPLES,
+    choose_recipe,
+    contrastive_pairs,
+    length_batches,
+)
 
 LABELS = ["a", "a", "a", "b", "b", "c"]
 
@@ -26,3 +33,34 @@ def test_pairs_are_capped_and_reproducible() -> None:
     first = contrastive_pairs(LABELS, rounds=10, max_pairs=7, seed=3)
     assert len(first) == 7
     assert first == contrastive_pairs(LABELS, rounds=10, max_pairs=7, seed=3)
+
+
+def test_auto_recipe_uses_pairs_for_small_data_and_cross_entropy_for_large() -> None:
+    assert choose_recipe("auto", 770) == "contrastive"
+    assert choose_recipe("auto", CROSS_ENTROPY_MIN_EXAMPLES) == "cross_entropy"
+    # An explicit recipe is kept whatever the data size.
+    assert choose_recipe("contrastive", 100_000) == "contrastive"
+    assert choose_recipe("cross_entropy", 10) == "cross_entropy"
+
+
+def test_length_batches_cover_every_example_once_with_similar_lengths() -> None:
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 60) for _ in range(1000)]
+    batches = length_batches(lengths, 16, random.Random(1), window=10)
+    flat = [i for batch in batches for i in batch]
+    assert sorted(flat) == list(range(1000))
+    assert all(len(batch) <= 16 for batch in batches)
+    # Sorting inside windows keeps the padding far below that of random batches.
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    order = list(range(1000))
+    random.Random(2).shuffle(order)
+    plain = [order[k : k + 16] for k in range(0, 1000, 16)]
+    padded_plain = sum(len(b) * max(lengths[i] for i in b) for b in plain)
+    assert padded < 0.7 * padded_plain
+
+
+def test_length_batches_are_reproducible_for_a_seed() -> None:
+    lengths = list(range(100))
+    assert length_batches(lengths, 8, random.Random(5)) == length_batches(
+        lengths, 8, random.Random(5)
+    )
