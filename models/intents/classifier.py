@@ -24,7 +24,7 @@ from models.intents import atomize, slots
 from models.intents.data import IntentsFile, load_intents
 from models.intents.encoder import Backend, FloatArray, SentenceEncoder, default_encoder_path
 from models.intents.features import featurize
-from models.intents.finetune import FinetuneConfig, choose_recipe, finetune
+from models.intents.finetune import FinetuneConfig, choose_recipe, finetune, merge_heads
 from models.intents.head import LinearHead, train_head
 from models.intents.spec import OOS, TaskSpec
 
@@ -260,12 +260,13 @@ class IntentClassifier:
         enc = SentenceEncoder(
             _encoder_path(encoder), cache_dir=cache_dir, backend=backend, threads=threads
         )
-        if finetune_encoder:
-            finetune(enc, texts, labels, finetune_config)
+        joint = finetune(enc, texts, labels, finetune_config) if finetune_encoder else None
         embeddings = enc.encode(texts)
         lexical_texts = texts if lexical else None
         l2, lexical_l2 = select_penalty(embeddings, labels, lexical_texts)
         head = train_head(embeddings, labels, texts=lexical_texts, l2=l2, lexical_l2=lexical_l2)
+        if joint is not None:
+            head = merge_heads(head, joint)
         calibration = (
             calibrate(embeddings, labels, texts=lexical_texts, l2=l2, lexical_l2=lexical_l2)
             if calibrate_oos

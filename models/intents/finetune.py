@@ -84,16 +84,38 @@ def finetune(
     texts: list[str],
     labels: list[str],
     config: FinetuneConfig | None = None,
-) -> None:
+) -> LinearHead | None:
     """Fine-tune ``encoder`` in place on ``(texts, labels)`` with the configured recipe.
 
-    Callers refit a logistic head on the fine-tuned embeddings afterwards.
+    Callers refit a logistic head on the fine-tuned embeddings afterwards. The
+    cross-entropy recipe also returns the head it trained jointly with the encoder (see
+    :func:`merge_heads`); the contrastive recipe returns None.
     """
     cfg = config or FinetuneConfig()
     if choose_recipe(cfg.recipe, len(texts)) == "contrastive":
         contrastive_finetune(encoder, texts, labels, cfg)
-    else:
-        cross_entropy_finetune(encoder, texts, labels, cfg)
+        return None
+    return cross_entropy_finetune(encoder, texts, labels, cfg)
+
+
+def merge_heads(refit: LinearHead, joint: LinearHead) -> LinearHead:
+    """The geometric mean of two heads' class probabilities, as one linear head.
+
+    ``refit`` is the logistic head refitted on the fine-tuned embeddings (with lexical
+    features), ``joint`` the head trained together with the encoder. Their errors differ:
+    on full BANKING77 the two alone scored 93.93% and 93.64%, their average of logits
+    94.03% (94.12% for the average of probabilities, which would cost a second head at
+    inference). Averaging logits keeps one matrix product and about the same sharpness as
+    either head, so an OOS threshold calibrated on the refitted head still fits.
+    """
+    if refit.labels != joint.labels:
+        raise ValueError("the heads must share their labels in the same order")
+    return LinearHead(
+        weight=((refit.weight + joint.weight) / 2).astype(np.float32),
+        bias=((refit.bias + joint.bias) / 2).astype(np.float32),
+        labels=list(refit.labels),
+        lexical=None if refit.lexical is None else (refit.lexical / 2).astype(np.float32),
+    )
 
 
 def contrastive_pairs(

@@ -1,15 +1,20 @@
-"""Fine-tuning: SetFit-style contrastive pairs, the recipe choice, length-bucketed batches."""
+"""Fine-tuning: contrastive pairs, the recipe choice, length-bucketed batches, head merging."""
 
 from __future__ import annotations
 
 import random
+
+import numpy as np
+import pytest
 
 from models.intents.finetune import (
     CROSS_ENTROPY_MIN_EXAMPLES,
     choose_recipe,
     contrastive_pairs,
     length_batches,
+    merge_heads,
 )
+from models.intents.head import LinearHead
 
 LABELS = ["a", "a", "a", "b", "b", "c"]
 
@@ -64,3 +69,27 @@ def test_length_batches_are_reproducible_for_a_seed() -> None:
     assert length_batches(lengths, 8, random.Random(5)) == length_batches(
         lengths, 8, random.Random(5)
     )
+
+
+def _head(seed: int, labels: list[str]) -> LinearHead:
+    rng = np.random.default_rng(seed)
+    return LinearHead(
+        weight=rng.normal(size=(len(labels), 8)).astype(np.float32),
+        bias=rng.normal(size=len(labels)).astype(np.float32),
+        labels=labels,
+    )
+
+
+def test_merged_head_gives_the_geometric_mean_of_both_heads_probabilities() -> None:
+    refit, joint = _head(0, ["a", "b", "c"]), _head(1, ["a", "b", "c"])
+    x = np.random.default_rng(2).normal(size=(20, 8)).astype(np.float32)
+    geometric = np.sqrt(refit.probabilities(x) * joint.probabilities(x))
+    expected = geometric / geometric.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(
+        merge_heads(refit, joint).probabilities(x), expected, rtol=1e-4, atol=1e-6
+    )
+
+
+def test_heads_with_other_labels_are_not_merged() -> None:
+    with pytest.raises(ValueError, match="labels"):
+        merge_heads(_head(0, ["a", "b"]), _head(1, ["b", "a"]))
