@@ -44,12 +44,18 @@ class ClassifierLoadError(RuntimeError):
 
 @dataclass
 class Calibration:
-    """The rejection threshold and the held-out figures it was chosen on."""
+    """The rejection threshold and the held-out figures it was chosen on.
+
+    ``oos_shift`` is subtracted from the ``oos`` logit (already folded into the head's bias):
+    a catch-all ``oos`` class otherwise wins many uncertain in-scope messages outright,
+    which no threshold can take back.
+    """
 
     threshold: float = 0.0
     in_scope_accuracy: float | None = None
     oos_recall: float | None = None
     folds: int = 0
+    oos_shift: float = 0.0
 
 
 @dataclass
@@ -155,8 +161,34 @@ def calibrate(
         )
         for column, label in enumerate(head.labels):
             probs[test_idx, classes.index(label)] = fold_probs[:, column]
-    threshold, in_acc, oos_recall = choose_threshold(probs, labels, classes)
-    return Calibration(threshold, in_acc, oos_recall, folds)
+    best: tuple[tuple[bool, float], Calibration] | None = None
+    for shift in OOS_SHIFTS:
+        threshold, in_acc, oos_recall = choose_threshold(
+            shift_oos(probs, classes, shift), labels, classes, min_oos_recall=MIN_OOS_RECALL
+        )
+        # Enough OOS recall first, then in-scope accuracy; ties keep the smaller shift.
+        feasible = oos_recall >= MIN_OOS_RECALL
+        key = (feasible, in_acc if feasible else in_acc + oos_recall)
+        if best is None or key > best[0]:
+            best = (key, Calibration(threshold, in_acc, oos_recall, folds, shift))
+    assert best is not None
+    return best[1]
+
+
+#: OOS recall the calibration must reach on held-out folds before in-scope accuracy counts.
+MIN_OOS_RECALL = 0.9
+#: Candidate ``oos``-logit shifts tried by :func:`calibrate`.
+OOS_SHIFTS = (0.0, 0.5, 1.0, 1.5, 2.0)
+
+
+def shift_oos(probs: FloatArray, classes: list[str], shift: float) -> FloatArray:
+    """``probs`` with the ``oos`` logit lowered by ``shift`` (rows renormalised)."""
+    if shift == 0.0 or OOS not in classes:
+        return probs
+    out = probs.copy()
+    out[:, classes.index(OOS)] *= float(np.exp(-shift))
+    normalised: FloatArray = out / out.sum(axis=1, keepdims=True)
+    return normalised
 
 
 #: Candidate ``(embedding L2, lexical L2)`` penalties of the head, chosen per data set by
@@ -167,6 +199,9 @@ PENALTY_CANDIDATES: tuple[tuple[float, float], ...] = (
     (1e-3, 1e-4),
     (1e-4, 1e-4),
     (1e-4, 2.5e-5),
+    (1e-4, 1e-5),
+    (1e-3, 2.5e-5),
+    (3e-4, 5e-5),
 )
 #: Above this many examples the CV costs more than it brings; this pair is used.
 DEFAULT_PENALTY = (1e-4, 1e-4)
@@ -272,6 +307,8 @@ class IntentClassifier:
             if calibrate_oos
             else Calibration()
         )
+        if calibration.oos_shift:
+            head.bias[head.labels.index(OOS)] -= calibration.oos_shift
         info = TrainInfo(
             mode="finetune" if finetune_encoder else "fast",
             encoder=_encoder_id(encoder),
@@ -363,6 +400,7 @@ class IntentClassifier:
                 "in_scope_accuracy": self.calibration.in_scope_accuracy,
                 "oos_recall": self.calibration.oos_recall,
                 "folds": self.calibration.folds,
+                "oos_shift": self.calibration.oos_shift,
             },
             "encoder_digest": self.encoder.digest,
             "train": {
@@ -419,6 +457,7 @@ class IntentClassifier:
             in_scope_accuracy=cal.get("in_scope_accuracy"),
             oos_recall=cal.get("oos_recall"),
             folds=int(cal.get("folds", 0)),
+            oos_shift=float(cal.get("oos_shift", 0.0)),
         )
         info = TrainInfo(
             mode=train_meta["mode"],

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from models.intents import OOS, IntentClassifier
+from models.intents.classifier import OOS_SHIFTS, shift_oos
 
 OUT_OF_SCOPE = [
     "what's the weather like in Berlin tomorrow",
@@ -43,3 +45,20 @@ def test_low_confidence_prediction_becomes_oos(classifier: IntentClassifier) -> 
     # A gibberish line sits below the calibrated threshold for every intent.
     [(label, _)] = classifier.predict(["zxqv blorp fnord wib"])
     assert label == OOS
+
+
+def test_oos_shift_lowers_only_the_oos_probability_and_keeps_rows_normalised() -> None:
+    classes = ["help", OOS, "summarize"]
+    probs = np.array([[0.3, 0.5, 0.2], [0.1, 0.1, 0.8]], dtype=np.float32)
+    shifted = shift_oos(probs, classes, 1.0)
+    np.testing.assert_allclose(shifted.sum(axis=1), 1.0, rtol=1e-6)
+    assert shifted[0, 1] < probs[0, 1]
+    # The in-scope labels keep their ratio to each other.
+    assert shifted[0, 0] / shifted[0, 2] == pytest.approx(probs[0, 0] / probs[0, 2])
+    # Uncertain in-scope text that "oos" won outright can now reach the threshold test.
+    assert shifted[0].argmax() == 0
+    assert shift_oos(probs, ["a", "b", "c"], 1.0) is probs
+
+
+def test_calibration_picks_one_of_the_candidate_oos_shifts(classifier: IntentClassifier) -> None:
+    assert classifier.calibration.oos_shift in OOS_SHIFTS
