@@ -92,8 +92,26 @@ def _stratified_folds(labels: list[str], folds: int, seed: int) -> list[int]:
     return assignment
 
 
+#: OOS recall the calibration must reach on held-out folds before in-scope accuracy counts.
+MIN_OOS_RECALL = 0.9
+#: Candidate ``oos``-logit shifts tried by :func:`calibrate`.
+OOS_SHIFTS = (0.0, 0.5, 1.0, 1.5, 2.0)
+
+
+def _operating_score(in_ok: float, oos_ok: float, has_oos: bool, min_oos_recall: float) -> float:
+    """Rank of an operating point: enough OOS recall first, then in-scope accuracy (when no
+    point reaches the recall: in-scope accuracy + OOS recall)."""
+    if not has_oos or oos_ok >= min_oos_recall:
+        return 2.0 + in_ok
+    return in_ok + oos_ok
+
+
 def choose_threshold(
-    probs: FloatArray, gold: list[str], labels: list[str], *, min_oos_recall: float = 0.9
+    probs: FloatArray,
+    gold: list[str],
+    labels: list[str],
+    *,
+    min_oos_recall: float = MIN_OOS_RECALL,
 ) -> tuple[float, float, float]:
     """Pick the max-probability threshold with the best in-scope accuracy among those that
     reach ``min_oos_recall`` (when none does: the best in-scope accuracy + OOS recall).
@@ -114,9 +132,7 @@ def choose_threshold(
         oos_ok = sum(1 for i in oos_idx if predicted[i] == OOS or top_p[i] < threshold) / max(
             1, len(oos_idx)
         )
-        # Feasible thresholds (enough OOS recall) always rank above infeasible ones.
-        feasible = not oos_idx or oos_ok >= min_oos_recall
-        score = (2.0 + in_ok) if feasible else in_ok + (oos_ok if oos_idx else 0.0)
+        score = _operating_score(in_ok, oos_ok, bool(oos_idx), min_oos_recall)
         if score > best[0] + 1e-9:
             best = (score, float(threshold), in_ok, oos_ok)
     return best[1], best[2], best[3]
@@ -161,24 +177,16 @@ def calibrate(
         )
         for column, label in enumerate(head.labels):
             probs[test_idx, classes.index(label)] = fold_probs[:, column]
-    best: tuple[tuple[bool, float], Calibration] | None = None
+    best = (-1.0, Calibration())
     for shift in OOS_SHIFTS:
         threshold, in_acc, oos_recall = choose_threshold(
-            shift_oos(probs, classes, shift), labels, classes, min_oos_recall=MIN_OOS_RECALL
+            shift_oos(probs, classes, shift), labels, classes
         )
-        # Enough OOS recall first, then in-scope accuracy; ties keep the smaller shift.
-        feasible = oos_recall >= MIN_OOS_RECALL
-        key = (feasible, in_acc if feasible else in_acc + oos_recall)
-        if best is None or key > best[0]:
-            best = (key, Calibration(threshold, in_acc, oos_recall, folds, shift))
-    assert best is not None
+        # Ties keep the smaller shift.
+        score = _operating_score(in_acc, oos_recall, True, MIN_OOS_RECALL)
+        if score > best[0] + 1e-9:
+            best = (score, Calibration(threshold, in_acc, oos_recall, folds, shift))
     return best[1]
-
-
-#: OOS recall the calibration must reach on held-out folds before in-scope accuracy counts.
-MIN_OOS_RECALL = 0.9
-#: Candidate ``oos``-logit shifts tried by :func:`calibrate`.
-OOS_SHIFTS = (0.0, 0.5, 1.0, 1.5, 2.0)
 
 
 def shift_oos(probs: FloatArray, classes: list[str], shift: float) -> FloatArray:
