@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from models.intents import DEFAULT_INTENTS, OOS, IntentsFileError, load_intents, parse_intents
+from models.intents import (
+    DEFAULT_INTENTS,
+    OOS,
+    IntentsFileError,
+    load_intents,
+    load_jsonl,
+    parse_intents,
+)
+
+HELD_OUT = Path(__file__).resolve().parents[3] / "benchmarks/data/intents_heldout.jsonl"
 
 
 def test_default_file_covers_every_intent_with_forty_examples_and_chinese() -> None:
@@ -18,6 +27,14 @@ def test_default_file_covers_every_intent_with_forty_examples_and_chinese() -> N
         chinese = [e for e in intent.examples if re.search(r"[\u4e00-\u9fff]", e)]
         assert len(english) >= 40, name
         assert chinese, name
+
+
+def test_benchmark_held_out_messages_stay_out_of_the_default_file() -> None:
+    """The held-out benchmark set only means something while none of it is trained on."""
+    texts, labels = load_jsonl(HELD_OUT)
+    assert set(labels) == {*DEFAULT_INTENTS, OOS}
+    trained = {" ".join(e.lower().split()) for i in load_intents().intents for e in i.examples}
+    assert [t for t in texts if " ".join(t.lower().split()) in trained] == []
 
 
 def test_list_style_examples_are_accepted() -> None:
