@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from models.intents.finetune import (
+    AUTO_STEPS,
     CROSS_ENTROPY_MIN_EXAMPLES,
+    auto_epochs,
     choose_recipe,
     contrastive_pairs,
     length_batches,
@@ -46,6 +48,13 @@ def test_auto_recipe_uses_pairs_for_small_data_and_cross_entropy_for_large() -> 
     # An explicit recipe is kept whatever the data size.
     assert choose_recipe("contrastive", 100_000) == "contrastive"
     assert choose_recipe("cross_entropy", 10) == "cross_entropy"
+
+
+def test_auto_epochs_aim_for_a_fixed_number_of_steps_within_bounds() -> None:
+    assert auto_epochs(10_003) == 6  # full BANKING77
+    assert (auto_epochs(10_003) - 1) * 10_003 / 32 < AUTO_STEPS <= auto_epochs(10_003) * 10_003 / 32
+    assert auto_epochs(100) == 30
+    assert auto_epochs(1_000_000) == 3
 
 
 def test_length_batches_cover_every_example_once_with_similar_lengths() -> None:
