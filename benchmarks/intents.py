@@ -140,6 +140,7 @@ def _oos_split(cache: Path, threads: int, seeds: int) -> None:
 
 def _heldout(path: Path, cache: Path, threads: int) -> None:
     """Train on the whole default intents file; measure on messages written apart from it."""
+    from bot.texts import detect_locale
     from models.intents import IntentClassifier, load_intents, load_jsonl
     from models.intents.spec import OOS
 
@@ -148,12 +149,10 @@ def _heldout(path: Path, cache: Path, threads: int) -> None:
     classifier = IntentClassifier.train(texts, labels, cache_dir=cache, threads=threads)
     preds = [p for p, _ in classifier.predict(test_texts)]
     at_recall = _in_scope_at_recall(classifier.probabilities(test_texts), classifier.labels, gold)
-    for name, keep in (
-        ("all", lambda _t: True),
-        ("Chinese", lambda t: any("\u4e00" <= ch <= "\u9fff" for ch in t)),
-        ("English", lambda t: not any("\u4e00" <= ch <= "\u9fff" for ch in t)),
-    ):
-        rows = [k for k, t in enumerate(test_texts) if keep(t)]
+    # The bot's own language rule, so "Chinese" means the messages it answers in Chinese.
+    locales = [detect_locale(t) for t in test_texts]
+    for name, locale in (("all", None), ("Chinese", "zh"), ("English", "en")):
+        rows = [k for k in range(len(test_texts)) if locale in (None, locales[k])]
         in_ok = [preds[k] == gold[k] for k in rows if gold[k] != OOS]
         oos_ok = [preds[k] == OOS for k in rows if gold[k] == OOS]
         print(
