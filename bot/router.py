@@ -10,7 +10,7 @@ import asyncio
 import logging
 import re
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot.texts import detect_locale, t
 from bot.types import Action, ActionEvent, Inbound, Reply
@@ -24,6 +24,10 @@ from storage.schemas import RequestCreate, TaskCreate
 from storage.tables import Task, TaskStatus
 
 log = logging.getLogger(__name__)
+
+#: How long the delivery job leaves a request alone while its adapter posts the receipt that
+#: becomes its progress message; past this (a crash, a lost post) the job posts its own.
+RECEIPT_GRACE = timedelta(seconds=15)
 
 # Keep newlines and tabs; drop other control and format characters (NUL, bidi overrides…).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -91,7 +95,11 @@ class Router:
             repo=self.repo, request=request, now=datetime.now(UTC), fetch_messages=fetch
         )
         tasks, answers = await self._plan(specs, ctx, text)
-        stored = await self.repo.create_request(request=request, tasks=tasks)
+        stored = await self.repo.create_request(
+            request=request,
+            tasks=tasks,
+            hold_delivery_until=ctx.now + RECEIPT_GRACE if inbound.adopts_receipt else None,
+        )
         if not stored.created:
             return await self._duplicate(stored.request.id or 0, locale)
         for task in stored.tasks:

@@ -36,6 +36,9 @@ class Inbound:
     timezone: str = "UTC"
     user_name: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
+    #: The adapter turns its receipt into the request's progress message, so the delivery
+    #: job must not post one of its own while that receipt is being sent.
+    adopts_receipt: bool = False
 
 
 @dataclass(frozen=True)

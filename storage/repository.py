@@ -93,9 +93,18 @@ class Repository:
             return rows.scalars().first()
 
     async def create_request(
-        self, *, request: RequestCreate, tasks: Sequence[TaskCreate]
+        self,
+        *,
+        request: RequestCreate,
+        tasks: Sequence[TaskCreate],
+        hold_delivery_until: datetime | None = None,
     ) -> CreatedRequest:
-        """Store a request and its tasks in one transaction; a duplicate event stores nothing."""
+        """Store a request and its tasks in one transaction; a duplicate event stores nothing.
+
+        ``hold_delivery_until`` also creates the request's delivery record, held until then,
+        in the same transaction: the adapter is about to post the message the delivery job
+        will edit (see :meth:`adopt_message`).
+        """
         async with self._sessions() as session:
             row = Request(**request.__dict__)
             session.add(row)
@@ -139,6 +148,17 @@ class Repository:
                 created.append(task)
                 for dep in task.depends_on:
                     session.add(TaskDependency(task_id=task.id or 0, depends_on_id=dep))
+            if hold_delivery_until is not None and created:
+                session.add(
+                    Delivery(
+                        request_id=row.id or 0,
+                        platform=request.platform,
+                        tenant=request.tenant,
+                        channel=request.channel,
+                        thread=request.thread,
+                        next_attempt_at=hold_delivery_until,
+                    )
+                )
             await session.commit()
             return CreatedRequest(row, created, True)
 
@@ -628,6 +648,28 @@ class Repository:
                 assert again is not None
                 return again
             return row
+
+    async def adopt_message(self, *, request_id: int, message_id: str | None) -> bool:
+        """Make an already posted message the one the delivery job edits, and lift its hold.
+
+        ``message_id`` None (the post failed) only lifts the hold, so the delivery job posts
+        its own message at once. False when the delivery job had already posted one.
+        """
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(Delivery).where(Delivery.request_id == request_id).with_for_update()
+            )
+            delivery = rows.scalars().first()
+            if delivery is None or delivery.message_id is not None:
+                return False
+            now = utcnow()
+            delivery.next_attempt_at = None
+            delivery.updated_at = now
+            if message_id is not None:
+                delivery.message_id = message_id
+                delivery.last_edit_at = now
+            await session.commit()
+            return message_id is not None
 
     async def save_delivery(self, delivery: Delivery) -> None:
         """Persist changes to a delivery record."""

@@ -25,7 +25,7 @@ import time
 import warnings
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
@@ -62,8 +62,8 @@ from bot.adapters.base import DeliveryError, Services
 from bot.errors import report
 from bot.render import split_text
 from bot.texts import detect_locale, t
-from bot.types import Action, ActionEvent, Button, Inbound, Reply, Target, View
-from storage.tables import ChatMessage, utcnow
+from bot.types import Action, ActionEvent, Button, Inbound, Target, View
+from storage.tables import ChatMessage
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -493,29 +493,20 @@ class TelegramAdapter:
         delivery job edits it instead of posting a second message.
         """
         services = self.services
-        reply = await services.router.handle(
-            self._inbound(update, message, request_text), fetch=fetch
-        )
+        inbound = replace(self._inbound(update, message, request_text), adopts_receipt=True)
+        reply = await services.router.handle(inbound, fetch=fetch)
         if reply.duplicate:
             return  # a redelivery of an update already answered
         sent = await self._say(message.chat.id, reply.text, reply_to=message.message_id)
-        if reply.task_ids and sent is not None:
-            await self._adopt_receipt(reply, sent)
-            await self._typing(message.chat.id)
+        if reply.request_id is not None and reply.task_ids:
+            # Adopted, or (the post failed) the hold lifted so the delivery job posts at once.
+            adopted = await services.repo.adopt_message(
+                request_id=reply.request_id,
+                message_id=str(sent.message_id) if sent is not None else None,
+            )
+            if adopted:
+                await self._typing(message.chat.id)
         services.notify()
-
-    async def _adopt_receipt(self, reply: Reply, sent: Message) -> None:
-        repo = self.services.repo
-        if reply.request_id is None:
-            return
-        request = await repo.get_request(reply.request_id)
-        if request is None:
-            return
-        delivery = await repo.ensure_delivery(request=request)
-        if delivery.message_id is None:
-            delivery.message_id = str(sent.message_id)
-            delivery.last_edit_at = utcnow()
-            await repo.save_delivery(delivery)
 
     # -- inbound: commands -----------------------------------------------------------------
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from bot.adapters.base import DeliveryError, Services
 from bot.delivery import Deliverer
 from bot.types import Target, View
 from storage.repository import Repository
 from storage.schemas import RequestCreate, TaskCreate
+from storage.tables import utcnow
 
 
 @dataclass
@@ -39,12 +41,15 @@ class RecordingAdapter:
     async def notify(self, target: Target, text: str) -> None: ...
 
 
-async def a_task(repo: Repository, kind: str = "email.draft") -> int:
+async def a_task(
+    repo: Repository, kind: str = "email.draft", *, hold_until: datetime | None = None
+) -> int:
     created = await repo.create_request(
         request=RequestCreate(
             platform="fake", tenant="t", channel="c", user="u", text="x", event_id="e"
         ),
         tasks=[TaskCreate(kind=kind, inputs={"recipients": ["Dana"]})],
+        hold_delivery_until=hold_until,
     )
     return created.tasks[0].id or 0
 
@@ -114,3 +119,40 @@ async def test_a_permanently_failing_delivery_is_given_up_not_retried_forever(
     assert delivery is not None and delivery.done and delivery.error == "channel_not_found"
     await deliverer.tick()
     assert adapter.sent == []
+
+
+async def test_a_receipt_being_posted_becomes_the_progress_message_not_a_second_one(
+    repo: Repository,
+) -> None:
+    adapter = RecordingAdapter()
+    deliverer = Deliverer(repo, {"fake": adapter})
+    await a_task(repo, hold_until=utcnow() + timedelta(seconds=15))
+    await deliverer.tick()
+    assert adapter.sent == [], "the adapter is still posting its receipt"
+    assert await repo.adopt_message(request_id=1, message_id="receipt")
+    await deliverer.tick()
+    assert adapter.sent == []
+    assert [m for m, _ in adapter.edits] == ["receipt"]
+    assert "queued" in adapter.edits[0][1].text
+
+
+async def test_a_receipt_that_never_arrives_leaves_the_delivery_job_to_post_after_the_hold(
+    repo: Repository,
+) -> None:
+    adapter = RecordingAdapter()
+    deliverer = Deliverer(repo, {"fake": adapter})
+    await a_task(repo, hold_until=utcnow() - timedelta(seconds=1))  # the bot died mid-post
+    await deliverer.tick()
+    assert len(adapter.sent) == 1
+    assert not await repo.adopt_message(request_id=1, message_id="late receipt")
+    delivery = await repo.delivery_for(1)
+    assert delivery is not None and delivery.message_id == "m1"
+
+
+async def test_a_failed_receipt_lifts_the_hold_at_once(repo: Repository) -> None:
+    adapter = RecordingAdapter()
+    deliverer = Deliverer(repo, {"fake": adapter})
+    await a_task(repo, hold_until=utcnow() + timedelta(seconds=15))
+    assert not await repo.adopt_message(request_id=1, message_id=None)
+    await deliverer.tick()
+    assert len(adapter.sent) == 1

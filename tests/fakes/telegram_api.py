@@ -624,6 +624,7 @@ class FakeTelegram:
         self.webhook_deliveries: list[WebhookDelivery] = []
         self._limiter = _RateLimiter(self.rate_limits, clock)
         self._forced: list[_Forced429] = []
+        self._held: dict[str, asyncio.Event] = {}
         self._queue: list[_QueuedUpdate] = []
         self._webhook_pending: list[JSON] = []
         self._update_ids = itertools.count(100_001)
@@ -698,6 +699,17 @@ class FakeTelegram:
         self._forced.append(
             _Forced429(count, retry_after, frozenset(methods) if methods is not None else None)
         )
+
+    def hold_replies(self, method: str) -> Callable[[], None]:
+        """Delay the answers to ``method`` (its calls still take effect at once) until the
+        returned function is called: a bot whose message is in the chat before it knows so."""
+        gate = self._held[method] = asyncio.Event()
+
+        def release() -> None:
+            self._held.pop(method, None)
+            gate.set()
+
+        return release
 
     def set_rate_limits(self, limits: RateLimits) -> None:
         """Enforce other flood limits from now on (counting starts afresh)."""
@@ -1049,6 +1061,9 @@ class FakeTelegram:
                 raise BotApiError(404, "Not Found")
             self._check_forced_429(method)
             result = await handler(params)
+            gate = self._held.get(method)
+            if gate is not None:
+                await gate.wait()
         except BotApiError as error:
             decoded = raw
             with contextlib.suppress(BotApiError):

@@ -18,7 +18,7 @@ from bot.texts import EN, t
 from bot.types import Action, Button, Section, Target, View
 from models.generation.base import Generator
 from models.intents.spec import IntentParser
-from storage.tables import ChatMessage, Task
+from storage.tables import ChatMessage, Task, utcnow
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegram, RateLimits, free_port
 
 pytestmark = pytest.mark.filterwarnings(
@@ -62,8 +62,18 @@ class Harness:
     adapter: TelegramAdapter
 
     async def deliver(self) -> None:
-        """One pass of the delivery job (post/edit progress and results)."""
+        """One pass of the delivery job (post/edit progress and results), once every receipt
+        being posted has become its request's progress message."""
+        await eventually(self._receipts_adopted)
         await self.app.jobs.deliverer.tick()
+
+    async def _receipts_adopted(self) -> bool:
+        now = utcnow()
+        pending = await self.app.repo.pending_deliveries(platforms=["telegram"])
+        return not any(
+            d.message_id is None and not d.failures and (d.next_attempt_at or now) > now
+            for d in pending
+        )
 
     async def work(self) -> None:
         """Run the queued generative tasks to the end."""
@@ -186,6 +196,24 @@ async def test_private_message_gets_receipt_progress_and_result_with_buttons(
         f"ab:regen:{task.id}",
     ]
     assert result.history[0] == receipt.history[0]
+
+
+async def test_the_delivery_job_posts_nothing_while_the_receipt_is_on_its_way(
+    start: Start,
+) -> None:
+    h = await start()
+    release = h.fake.hold_replies("sendMessage")
+    await h.fake.private_message("draft an email to Dana about the delayed shipment")
+    await eventually(lambda: h.fake.bot_messages(USER))
+    # The receipt is in the chat, but the adapter has not heard its message id yet.
+    tick = asyncio.create_task(h.app.jobs.deliverer.tick())
+    await asyncio.wait([tick], timeout=2.0)
+    release()
+    await tick
+    await h.deliver()
+    (progress,) = h.fake.bot_messages(USER)
+    assert progress.text.startswith("⏳")
+    assert len(h.fake.calls_to("sendMessage")) == 1
 
 
 async def test_unchanged_progress_is_not_edited_again(start: Start) -> None:
