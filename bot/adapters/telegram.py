@@ -490,7 +490,8 @@ class TelegramAdapter:
         """Hand a request to the router and answer with its receipt.
 
         When tasks were created the receipt becomes the request's progress message, so the
-        delivery job edits it instead of posting a second message.
+        delivery job edits it instead of posting a second message; the router holds the job
+        off that request until the receipt is adopted (or its post failed).
         """
         services = self.services
         inbound = replace(self._inbound(update, message, request_text), adopts_receipt=True)

@@ -183,7 +183,7 @@ async def test_private_message_gets_receipt_progress_and_result_with_buttons(
     assert progress.message_id == receipt.message_id
     assert progress.text.startswith(f"⏳ #{task.id}")
     assert progress.callback_data() == [f"ab:cancel:{task.id}"]
-    assert "typing" in h.fake.chat(USER).actions
+    await eventually(lambda: "typing" in h.fake.chat(USER).actions)
 
     await h.work()
     await h.deliver()
