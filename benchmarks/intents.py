@@ -41,7 +41,10 @@ def _machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
+    from models.intents.encoder import cpu_has_amx_bf16
+
+    amx = ", AMX bfloat16" if cpu_has_amx_bf16() else ""
+    return f"{cpu}{amx}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
 
 
 def _percentiles(fn: Callable[[str], Any], texts: list[str]) -> tuple[float, float]:

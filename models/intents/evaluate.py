@@ -99,6 +99,7 @@ def evaluate(
         throughput_per_s=throughput(classifier, texts),
         threshold=classifier.calibration.threshold,
         mode=classifier.info.mode,
-        backend=str(classifier.encoder.backend),
+        backend=str(classifier.encoder.backend)
+        + (", bfloat16 batches" if classifier.encoder.batch_bf16 else ""),
     )
     return report, predictions
