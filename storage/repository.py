@@ -63,6 +63,18 @@ async def _per_chat(
     return found
 
 
+def _new_delivery(request: Request, *, next_attempt_at: datetime | None = None) -> Delivery:
+    """A fresh delivery record for a stored request (its chat, nothing shown yet)."""
+    return Delivery(
+        request_id=request.id or 0,
+        platform=request.platform,
+        tenant=request.tenant,
+        channel=request.channel,
+        thread=request.thread,
+        next_attempt_at=next_attempt_at,
+    )
+
+
 class Repository:
     """The one place that builds queries. Safe to share between coroutines."""
 
@@ -149,16 +161,7 @@ class Repository:
                 for dep in task.depends_on:
                     session.add(TaskDependency(task_id=task.id or 0, depends_on_id=dep))
             if hold_delivery_until is not None and created:
-                session.add(
-                    Delivery(
-                        request_id=row.id or 0,
-                        platform=request.platform,
-                        tenant=request.tenant,
-                        channel=request.channel,
-                        thread=request.thread,
-                        next_attempt_at=hold_delivery_until,
-                    )
-                )
+                session.add(_new_delivery(row, next_attempt_at=hold_delivery_until))
             await session.commit()
             return CreatedRequest(row, created, True)
 
@@ -632,13 +635,7 @@ class Repository:
         if found is not None:
             return found
         async with self._sessions() as session:
-            row = Delivery(
-                request_id=request.id or 0,
-                platform=request.platform,
-                tenant=request.tenant,
-                channel=request.channel,
-                thread=request.thread,
-            )
+            row = _new_delivery(request)
             session.add(row)
             try:
                 await session.commit()

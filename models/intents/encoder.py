@@ -154,7 +154,7 @@ class SentenceEncoder:
             emb = self.module(
                 torch.from_numpy(feed["input_ids"]), torch.from_numpy(feed["attention_mask"])
             )
-        return emb.float().numpy().astype(np.float32, copy=False)
+        return emb.float().numpy()
 
     def encode(self, texts: list[str]) -> FloatArray:
         """Embed ``texts`` (any number) into a ``(len(texts), dim)`` float32 array."""
