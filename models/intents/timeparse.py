@@ -169,6 +169,12 @@ _TIME_WORD = re.compile(
     re.IGNORECASE,
 )
 
+_BARE_HOUR = re.compile(
+    r"\b(at\s+(?:[01]?\d|2[0-3]))\b(?!\s*(?::|\.\d|am\b|pm\b|a\.m\.|p\.m\.|o'?clock))",
+    re.IGNORECASE,
+)
+_RESTORED_HOUR = re.compile(r"\b(at\s+\d{1,2}):00\b", re.IGNORECASE)
+
 _DAY_PARTS = {"morning": 9, "afternoon": 14, "evening": 18, "tonight": 20, "noon": 12, "night": 20}
 
 
@@ -193,6 +199,9 @@ def find_time(text: str, now: datetime, tz: str) -> FoundTime | None:
     english = re.sub(r"\bin an hour\b", "in 1 hour", english, flags=re.IGNORECASE)
     english = re.sub(r"\bin half an hour\b", "in 30 minutes", english, flags=re.IGNORECASE)
     english = re.sub(r"\b(the day after tomorrow)\b", "in 2 days", english, flags=re.IGNORECASE)
+    # dateparser reads a bare hour as a month or drops it ("Friday at 9" → September, "tomorrow
+    # at 9" → tomorrow at the current time); "at 9:00" it reads right.
+    english = _BARE_HOUR.sub(r"\1:00", english)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         found = search_dates(english, languages=["en"], settings=_settings(now, tz, "future"))
@@ -230,6 +239,8 @@ def find_time(text: str, now: datetime, tz: str) -> FoundTime | None:
             candidate += timedelta(days=1)
         value = candidate
     value = value.replace(second=0, microsecond=0) if not relative else value.replace(microsecond=0)
+    if phrase not in text:
+        phrase = _RESTORED_HOUR.sub(r"\1", phrase)
     start = max(0, text.find(phrase)) if phrase in text else 0
     end = start + len(phrase) if phrase in text else 0
     return FoundTime(when=value.astimezone(ZoneInfo(tz)), start=start, end=end)

@@ -84,6 +84,30 @@ CASES: list[tuple[str, str, SlotContext, dict[str, Any]]] = [
     ),
     (
         "reminder.create",
+        "remind me Friday at 9 to review the budget",
+        SHANGHAI,
+        {"when": "2026-11-27T09:00:00+08:00", "what": "review the budget"},
+    ),
+    (
+        "reminder.create",
+        "remind me tomorrow at 9 to call Bob",
+        NEW_YORK,
+        {"when": "2026-11-24T09:00:00-05:00", "what": "call Bob"},
+    ),
+    (
+        "reminder.create",
+        "remind me at 9 to call Bob",
+        NEW_YORK,
+        {"when": "2026-11-24T09:00:00-05:00", "what": "call Bob"},
+    ),
+    (
+        "reminder.create",
+        "remind me at 3 pm to send the report",
+        NEW_YORK,
+        {"when": "2026-11-23T15:00:00-05:00", "what": "send the report"},
+    ),
+    (
+        "reminder.create",
         "remind me in 2 hours to check the deployment",
         SHANGHAI,
         {"when": "2026-11-23T12:00:00+08:00", "what": "check the deployment"},
