@@ -2,7 +2,9 @@
 
 Each request gets one message that is posted when its first tick runs and then *edited*
 as its tasks progress and finish, so a restart re-sends nothing. Result text that does not
-fit goes into follow-up parts, each recorded before the next is sent.
+fit goes into follow-up parts, each recorded before the next is sent. Every post records its
+intent (a client-side id) first, so a crash between the post and recording its message id
+finds the post again instead of repeating it (:mod:`bot.posting`).
 
 Progress edits are throttled per chat (``min_edit_interval`` of the adapter), counting every
 message written to that chat, so many requests in one channel stay within the platform's
@@ -17,8 +19,10 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from bot.adapters.base import ChatAdapter, DeliveryError
+from bot.posting import TAKEOVER_GRACE, find_earlier_post, new_client_id
 from bot.render import fit_view, render_request
 from bot.types import Section, Target, View
+from handlers.kinds import KindRegistry, build_registry
 from storage.repository import Repository
 from storage.tables import TERMINAL_STATUSES, Delivery, Request, Task, TaskStatus, utcnow
 
@@ -58,9 +62,16 @@ def target_of(
 class Deliverer:
     """Reads changed tasks and keeps each request's chat message in step with them."""
 
-    def __init__(self, repo: Repository, adapters: Mapping[str, ChatAdapter]) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        adapters: Mapping[str, ChatAdapter],
+        kinds: KindRegistry | None = None,
+    ) -> None:
         self.repo = repo
         self.adapters = adapters
+        #: The task-kind registry (the built-in kinds when none is given).
+        self.kinds = kinds if kinds is not None else build_registry()
         self.cursor = utcnow() - STARTUP_LOOKBACK
         #: When this process last wrote to each chat (only one scheduler is active).
         self._chat_writes: dict[ChatKey, datetime] = {}
@@ -95,7 +106,7 @@ class Deliverer:
             return
         adapter = self.adapters[request.platform]
         tasks = await self.repo.tasks_of_request(request_id)
-        if not any(not t.kind.endswith(".partial") for t in tasks):
+        if not any(self.kinds.visible(t.kind) for t in tasks):
             return
         delivery = await self.repo.ensure_delivery(request=request)
         if delivery.done and (delivery.error or delivery.message_id is None):
@@ -110,11 +121,20 @@ class Deliverer:
         target = target_of(request, user=request.user, private=request.private)
         chat: ChatKey = (request.platform, request.tenant, request.channel)
         try:
+            posted_now = False
             if delivery.message_id is None:
-                delivery.message_id = await adapter.send(target, main)
+                posted = await self._post_once(
+                    delivery, adapter, target, main, now, what=f"delivery {delivery.id}"
+                )
+                delivery.message_id, posted_now = posted
                 self._wrote(chat, now)
-                self._shown(delivery, key, now)
-            elif key != delivery.last_rendered:
+                if posted_now:
+                    self._shown(delivery, key, now)
+                else:  # found after a crash: it shows what was current then
+                    delivery.last_rendered = None
+                await self.repo.save_delivery(delivery)
+            if not posted_now and key != delivery.last_rendered:
+                assert delivery.message_id is not None
                 last = max(
                     (x for x in (delivery.last_edit_at, self._chat_writes.get(chat)) if x),
                     default=None,
@@ -130,7 +150,14 @@ class Deliverer:
             await self.repo.save_delivery(delivery)
             if final:
                 while delivery.parts_sent < len(parts):
-                    await adapter.send(target, _text_view(parts[delivery.parts_sent]))
+                    await self._post_once(
+                        delivery,
+                        adapter,
+                        target,
+                        _text_view(parts[delivery.parts_sent]),
+                        now,
+                        what=f"delivery {delivery.id} part {delivery.parts_sent + 1}",
+                    )
                     self._wrote(chat, now)
                     delivery.parts_sent += 1
                     await self.repo.save_delivery(delivery)
@@ -139,6 +166,52 @@ class Deliverer:
                 await self.repo.save_delivery(delivery)
         except DeliveryError as exc:
             await self._failed(delivery, exc, now)
+
+    async def _post_once(
+        self,
+        delivery: Delivery,
+        adapter: ChatAdapter,
+        target: Target,
+        view: View,
+        now: datetime,
+        *,
+        what: str,
+    ) -> tuple[str, bool]:
+        """Post the delivery's next message (the main one, or part ``parts_sent``) once.
+
+        Returns its message id and whether it was posted now (False: an interrupted earlier
+        post was found). The intent (client id, time, and a hold against other schedulers)
+        is committed before the call; see :mod:`bot.posting` for the state machine.
+        """
+        if delivery.posting is not None:
+            # An earlier post of this message was interrupted: did it go out?
+            found = await find_earlier_post(
+                adapter,
+                target,
+                delivery.posting,
+                since=delivery.posting_since or delivery.created_at,
+                what=what,
+            )
+            if found is not None:
+                delivery.posting = None
+                delivery.posting_since = None
+                return found, False
+        else:
+            delivery.posting = new_client_id()
+        delivery.posting_since = now
+        delivery.next_attempt_at = now + TAKEOVER_GRACE
+        await self.repo.save_delivery(delivery)
+        try:
+            message_id = await adapter.send(target, view, client_id=delivery.posting)
+        except DeliveryError as exc:
+            if not exc.maybe_sent:
+                delivery.posting = None  # refused: it did not go out
+                delivery.posting_since = None
+            raise
+        delivery.posting = None
+        delivery.posting_since = None
+        delivery.next_attempt_at = None
+        return message_id, True
 
     def _wrote(self, chat: ChatKey, now: datetime) -> None:
         if len(self._chat_writes) >= _CHAT_MEMORY:
@@ -181,7 +254,14 @@ class Deliverer:
         tallies = await self.repo.tallies(
             [t.id or 0 for t in tasks if t.status == TaskStatus.succeeded]
         )
-        return render_request(tasks, request.locale, now=now, positions=positions, tallies=tallies)
+        return render_request(
+            tasks,
+            request.locale,
+            now=now,
+            kinds=self.kinds,
+            positions=positions,
+            tallies=tallies,
+        )
 
 
 def _text_view(text: str) -> View:

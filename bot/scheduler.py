@@ -17,15 +17,17 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.adapters.base import ChatAdapter, DeliveryError
+from bot.adapters.base import ChatAdapter
 from bot.delivery import Deliverer
 from bot.errors import report
 from bot.leader import Leader
+from bot.notices import Notifier, new_notice
 from bot.texts import t
 from bot.types import Target
-from handlers.status import kind_label
+from handlers.digest import recap_task
+from handlers.kinds import KindRegistry, build_registry
 from storage.repository import Repository
-from storage.schemas import RequestCreate, TaskCreate
+from storage.schemas import RequestCreate
 from storage.tables import DigestSubscription, Reminder, TaskStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -186,11 +188,15 @@ class Jobs:
         adapters: Mapping[str, ChatAdapter],
         scheduler: Scheduler,
         memory_days: int = 7,
+        kinds: KindRegistry | None = None,
     ) -> None:
         self.repo = repo
         self.adapters = adapters
         self.scheduler = scheduler
-        self.deliverer = Deliverer(repo, adapters)
+        #: The task-kind registry (the built-in kinds when none is given).
+        self.kinds = kinds if kinds is not None else build_registry()
+        self.deliverer = Deliverer(repo, adapters, self.kinds)
+        self.notifier = Notifier(repo, adapters)
         self.memory_days = memory_days
         self._digest_jobs: dict[int, tuple[str, str]] = {}
 
@@ -199,6 +205,7 @@ class Jobs:
         self.scheduler.every(poll_seconds, self.deliver, job_id="deliver")
         self.scheduler.every(max(lease_seconds / 4, 1.0), self.reap, job_id="reap")
         self.scheduler.every(max(poll_seconds, 1.0), self.fire_reminders, job_id="reminders")
+        self.scheduler.every(max(poll_seconds, 1.0), self.retry_notices, job_id="notices")
         self.scheduler.every(30.0, self.sync_digests, job_id="digests")
         self.scheduler.every(3600.0, self.purge_memory, job_id="memory-retention")
 
@@ -212,12 +219,17 @@ class Jobs:
         for task in reaped:
             log.warning("task %s lease expired: %s", task.id, task.status)
 
+    async def retry_notices(self, *, now: datetime | None = None) -> int:
+        """Retry the reminders and digests whose send failed or was interrupted."""
+        return await self.notifier.retry_due(now=now)
+
     async def fire_reminders(self, *, now: datetime | None = None) -> int:
         """Send every due reminder once, and schedule the next one of recurring reminders.
 
         A recurring reminder's next time follows its cron in its own timezone, counted from
         now: after downtime a missed reminder is sent once, late, not once per missed time.
-        Returns how many were sent.
+        Claiming a firing stores its message (a notice) in the same transaction, so a send
+        that fails is retried (:meth:`retry_notices`), never lost. Returns how many were sent.
         """
         now = now or utcnow()
         sent = 0
@@ -232,26 +244,24 @@ class Jobs:
                 if reminder.recurrence
                 else None
             )
-            # Claim the firing first (compare-and-set), so two schedulers never both send it.
+            notice = new_notice(
+                f"reminder:{reminder.id}:{reminder.next_fire_at.astimezone(UTC).isoformat()}",
+                target_of_channel(reminder),
+                t("reminder.fire", reminder.locale, user=reminder.user, what=reminder.what),
+                now=utcnow(),
+            )
+            # Claim the firing with its message (compare-and-set), so two schedulers never
+            # both send it and a claimed firing is never lost.
             if not await self.repo.advance_reminder(
-                reminder_id=reminder.id or 0, fired_at=reminder.next_fire_at, next_fire_at=nxt
+                reminder_id=reminder.id or 0,
+                fired_at=reminder.next_fire_at,
+                next_fire_at=nxt,
+                notice=notice,
             ):
                 continue
-            if await self._notify(
-                reminder,
-                t("reminder.fire", reminder.locale, user=reminder.user, what=reminder.what),
-            ):
+            if await self.notifier.send_claimed(notice):
                 sent += 1
         return sent
-
-    async def _notify(self, where: Reminder | DigestSubscription, text: str) -> bool:
-        adapter = self.adapters[where.platform]
-        try:
-            await adapter.notify(target_of_channel(where), text)
-        except DeliveryError as exc:
-            log.error("could not send to %s/%s: %s", where.platform, where.channel, exc.reason)
-            return False
-        return True
 
     async def sync_digests(self, *, now: datetime | None = None) -> int:
         """Keep one cron job per digest subscription in step with the database.
@@ -289,8 +299,9 @@ class Jobs:
         The window runs from the end of the last one to the latest cron fire time at or
         before ``now`` (in the subscription's timezone), so a late run still covers its
         real window. ``force`` (an operator's "send one now") ends the window at ``now``.
-        The window end is claimed by compare-and-set before sending, so a window is never
-        sent twice — by a second scheduler, a restart, or a catch-up racing the cron job.
+        The window end is claimed by compare-and-set together with the digest's message (a
+        notice), so a window is never sent twice — by a second scheduler, a restart, or a
+        catch-up racing the cron job — and a send that fails is retried, never lost.
         """
         sub = await self.repo.get_digest(digest_id)
         if sub is None or sub.platform not in self.adapters:
@@ -300,11 +311,17 @@ class Jobs:
         end = now if force else last_cron_time(sub.cron, sub.timezone, after=start, until=now)
         if end is None or end <= start:
             return False  # not due yet, or this window was already sent
+        notice = new_notice(
+            f"digest:{digest_id}:{end.astimezone(UTC).isoformat()}",
+            target_of_channel(sub),
+            await self._digest_text(sub, digest_id, start, end),
+            now=utcnow(),
+        )
         if not await self.repo.advance_digest_window(
-            digest_id=digest_id, previous_end=sub.last_window_end, new_end=end
+            digest_id=digest_id, previous_end=sub.last_window_end, new_end=end, notice=notice
         ):
             return False  # another scheduler sent this window
-        return await self._notify(sub, await self._digest_text(sub, digest_id, start, end))
+        return await self.notifier.send_claimed(notice)
 
     async def _digest_text(
         self, sub: DigestSubscription, digest_id: int, start: datetime, end: datetime
@@ -315,7 +332,7 @@ class Jobs:
             for x in await self.repo.tasks_in_window(
                 platform=sub.platform, tenant=sub.tenant, channel=sub.channel, start=start, end=end
             )
-            if not x.kind.endswith(".partial") and x.kind != "digest.recap"
+            if self.kinds.in_digest(x.kind)
         ]
         tallies = await self.repo.tallies([x.id or 0 for x in tasks])
         done = sum(1 for x in tasks if x.status == TaskStatus.succeeded)
@@ -344,7 +361,7 @@ class Jobs:
                 "digest.task",
                 locale,
                 id=x.id,
-                kind=kind_label(x.kind, locale),
+                kind=self.kinds.label(x.kind, locale),
                 status=t(f"state.{x.status}", locale),
             )
             for x in tasks[:20]
@@ -370,9 +387,7 @@ class Jobs:
                     locale=locale,
                     timezone=sub.timezone,
                 ),
-                tasks=[
-                    TaskCreate(kind="digest.recap", inputs={"material": material, "locale": locale})
-                ],
+                tasks=[recap_task(material, locale)],
             )
             lines.append(t("digest.recap_pending", locale, id=stored.tasks[0].id))
         elif not tasks:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
@@ -77,6 +79,60 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(async_url(url), pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+_T = TypeVar("_T")
+
+
+async def _to_completion(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coro`` to its end even if the caller is cancelled meanwhile, then re-raise."""
+    task = asyncio.ensure_future(coro)
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError as err:
+            if task.done():
+                raise
+            cancelled = err
+        else:
+            break
+    if cancelled is not None:
+        raise cancelled
+    return result
+
+
+class CompletingSession(AsyncSession):
+    """An AsyncSession whose statements and commit are never abandoned halfway.
+
+    The worker cancels its progress writer whenever a task finishes, and shutdown cancels
+    whatever runs. A cancellation landing inside a statement makes SQLAlchemy invalidate
+    (terminate) the connection, and one landing inside ``COMMIT`` leaves the pool to roll
+    back inside the cancelled task, which is cancelled too: both log ERROR tracebacks
+    ("Exception during reset or similar … CancelledError", "Task was destroyed but it is
+    pending!") that are noise. Here each statement finishes first (they are short), then
+    the cancellation goes on as usual and the session closes cleanly.
+    """
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        """Execute a statement, shielded from the caller's cancellation."""
+        return await _to_completion(super().execute(*args, **kwargs))
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        """Load a row by primary key, shielded from the caller's cancellation."""
+        return await _to_completion(super().get(*args, **kwargs))
+
+    async def flush(self, *args: Any, **kwargs: Any) -> None:
+        """Flush pending changes, shielded from the caller's cancellation."""
+        await _to_completion(super().flush(*args, **kwargs))
+
+    async def refresh(self, *args: Any, **kwargs: Any) -> None:
+        """Reload an object's attributes, shielded from the caller's cancellation."""
+        await _to_completion(super().refresh(*args, **kwargs))
+
+    async def commit(self) -> None:
+        """Commit the transaction, shielded from the caller's cancellation."""
+        await _to_completion(super().commit())
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit."""
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    """Sessions that keep loaded objects usable after commit (and commit to completion)."""
+    return async_sessionmaker(engine, class_=CompletingSession, expire_on_commit=False)

@@ -21,6 +21,8 @@ from storage.tables import (
     Delivery,
     DigestSubscription,
     Feedback,
+    Notice,
+    NoticeStatus,
     Reminder,
     Request,
     Task,
@@ -73,6 +75,17 @@ def _new_delivery(request: Request, *, next_attempt_at: datetime | None = None) 
         thread=request.thread,
         next_attempt_at=next_attempt_at,
     )
+
+
+async def _commit_with_notice(session: AsyncSession, claimed: bool, notice: Notice | None) -> bool:
+    """Commit a claim together with the message it is for; nothing is stored when not claimed."""
+    if not claimed:
+        await session.rollback()
+        return False
+    if notice is not None:
+        session.add(notice)
+    await session.commit()
+    return True
 
 
 class Repository:
@@ -470,7 +483,7 @@ class Repository:
                     .values(active=False)
                     .execution_options(synchronize_session=False)
                 )
-            elif task.kind == "reminder.create":
+            else:  # a finished task with a reminder (reminder.create): stop the reminder
                 await session.execute(
                     update(Reminder)
                     .where(Reminder.task_id == task_id, Reminder.active.is_(True))  # type: ignore[attr-defined]
@@ -547,6 +560,46 @@ class Repository:
     async def results_of(self, task_ids: Sequence[int]) -> dict[int, str]:
         """The results of finished tasks, by id (used to feed dependent tasks)."""
         return {t.id or 0: t.result or "" for t in await self.tasks_by_ids(task_ids)}
+
+    async def last_result(
+        self,
+        *,
+        platform: str,
+        tenant: str,
+        channel: str,
+        thread: str | None,
+        kinds: Sequence[str],
+        user: str,
+    ) -> Task | None:
+        """The newest finished task of ``kinds`` in one thread (``None``: outside threads).
+
+        Only results of public requests, or of ``user``'s own, count: a follow-up never
+        reads someone else's private result.
+        """
+        if not kinds:
+            return None
+        where_thread = (
+            Request.thread == thread if thread is not None else Request.thread.is_(None)  # type: ignore[union-attr]
+        )
+        query = (
+            select(Task)
+            .join(Request, Request.id == Task.request_id)  # type: ignore[arg-type]
+            .where(
+                Request.platform == platform,
+                Request.tenant == tenant,
+                Request.channel == channel,
+                where_thread,
+                Task.status == TaskStatus.succeeded,
+                Task.kind.in_(list(kinds)),  # type: ignore[attr-defined]
+                Task.result.is_not(None),  # type: ignore[union-attr]
+                or_(Request.private.is_(False), Request.user == user),  # type: ignore[attr-defined]
+            )
+            .order_by(Task.id.desc())  # type: ignore[union-attr]
+            .limit(1)
+        )
+        async with self._sessions() as session:
+            rows = await session.execute(query)
+            return rows.scalars().first()
 
     # ------------------------------------------------------------------ feedback
     async def record_feedback(
@@ -657,8 +710,8 @@ class Repository:
                 select(Delivery).where(Delivery.request_id == request_id).with_for_update()
             )
             delivery = rows.scalars().first()
-            if delivery is None or delivery.message_id is not None:
-                return False
+            if delivery is None or delivery.message_id is not None or delivery.posting is not None:
+                return False  # the delivery job posted (or may be posting) its own message
             now = utcnow()
             delivery.next_attempt_at = None
             delivery.updated_at = now
@@ -743,9 +796,18 @@ class Repository:
             return await session.get(DigestSubscription, digest_id)
 
     async def advance_digest_window(
-        self, *, digest_id: int, previous_end: datetime | None, new_end: datetime
+        self,
+        *,
+        digest_id: int,
+        previous_end: datetime | None,
+        new_end: datetime,
+        notice: Notice | None = None,
     ) -> bool:
-        """Move a digest's window end forward, only if nobody else did (compare-and-set)."""
+        """Move a digest's window end forward, only if nobody else did (compare-and-set).
+
+        ``notice`` (the digest message) is stored in the same transaction when the move
+        succeeds, so a claimed window always has its message to send.
+        """
         cond = (
             DigestSubscription.last_window_end.is_(None)  # type: ignore[union-attr]
             if previous_end is None
@@ -758,8 +820,7 @@ class Repository:
                 .values(last_window_end=new_end)
                 .execution_options(synchronize_session=False)
             )
-            await session.commit()
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            return await _commit_with_notice(session, bool(result.rowcount), notice)  # type: ignore[attr-defined]
 
     async def tasks_in_window(
         self, *, platform: str, tenant: str, channel: str, start: datetime | None, end: datetime
@@ -802,12 +863,18 @@ class Repository:
             return list(rows.scalars().all())
 
     async def advance_reminder(
-        self, *, reminder_id: int, fired_at: datetime, next_fire_at: datetime | None
+        self,
+        *,
+        reminder_id: int,
+        fired_at: datetime,
+        next_fire_at: datetime | None,
+        notice: Notice | None = None,
     ) -> bool:
         """Claim one firing of a reminder (compare-and-set on its due time).
 
         Returns False when another scheduler already fired it; a reminder with no next
-        time becomes inactive.
+        time becomes inactive. ``notice`` (the reminder message) is stored in the same
+        transaction when the claim succeeds.
         """
         values: dict[str, Any] = {"fired_count": Reminder.fired_count + 1}
         if next_fire_at is None:
@@ -825,14 +892,85 @@ class Repository:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-            await session.commit()
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            return await _commit_with_notice(session, bool(result.rowcount), notice)  # type: ignore[attr-defined]
 
     async def reminder_of_task(self, task_id: int) -> Reminder | None:
         """The reminder a ``reminder.create`` task set."""
         async with self._sessions() as session:
             rows = await session.execute(select(Reminder).where(Reminder.task_id == task_id))
             return rows.scalars().first()
+
+    # ------------------------------------------------------------------- notices
+    async def due_notices(self, *, now: datetime, limit: int = 100) -> list[Notice]:
+        """Notices to (re)try now: refused ones whose backoff passed, and interrupted ones.
+
+        A notice being sent carries ``next_attempt_at`` = its takeover time, so one whose
+        sender died becomes due then (and is reconciled before anything is posted again).
+        """
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(Notice)
+                .where(
+                    Notice.status.in_([NoticeStatus.pending, NoticeStatus.sending]),  # type: ignore[attr-defined]
+                    or_(Notice.next_attempt_at.is_(None), Notice.next_attempt_at <= now),  # type: ignore[union-attr, operator]
+                )
+                .order_by(Notice.id)
+                .limit(limit)
+            )
+            return list(rows.scalars().all())
+
+    async def claim_notice(self, notice: Notice, *, now: datetime, hold_until: datetime) -> bool:
+        """Take one attempt at ``notice`` (compare-and-set on its status and attempt count).
+
+        On success ``notice`` is updated in place: ``sending``, one more attempt, and held
+        (``next_attempt_at``) until ``hold_until`` against other schedulers.
+        """
+        async with self._sessions() as session:
+            result = await session.execute(
+                update(Notice)
+                .where(
+                    Notice.id == notice.id,
+                    Notice.status == notice.status,
+                    Notice.attempts == notice.attempts,
+                )
+                .values(
+                    status=NoticeStatus.sending,
+                    attempts=notice.attempts + 1,
+                    next_attempt_at=hold_until,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return False
+        notice.status = NoticeStatus.sending
+        notice.attempts += 1
+        notice.next_attempt_at = hold_until
+        notice.updated_at = now
+        return True
+
+    async def save_notice(self, notice: Notice) -> None:
+        """Persist changes to a notice."""
+        notice.updated_at = utcnow()
+        async with self._sessions() as session:
+            session.add(notice)
+            await session.commit()
+
+    async def get_notice(self, notice_id: int) -> Notice | None:
+        """A notice by id."""
+        async with self._sessions() as session:
+            return await session.get(Notice, notice_id)
+
+    async def notices(self, *, key_prefix: str = "") -> list[Notice]:
+        """Every notice whose key starts with ``key_prefix``, oldest first."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(Notice)
+                .where(Notice.key.startswith(key_prefix))  # type: ignore[attr-defined]
+                .order_by(Notice.id)
+            )
+            return list(rows.scalars().all())
 
     # --------------------------------------------------------------- chat memory
     async def memory_opted_out(self, *, platform: str, tenant: str, channel: str) -> bool:
@@ -878,10 +1016,12 @@ class Repository:
         tenant: str,
         channel: str,
         since: datetime | None = None,
+        until: datetime | None = None,
         thread: str | None = None,
         limit: int = 1000,
     ) -> list[ChatMessage]:
-        """Remembered messages of a chat (optionally of one thread / since a time), oldest first."""
+        """Remembered messages of a chat (optionally of one thread / in ``[since, until)``),
+        the latest ``limit`` of them, oldest first."""
         query = select(ChatMessage).where(
             ChatMessage.platform == platform,
             ChatMessage.tenant == tenant,
@@ -889,6 +1029,8 @@ class Repository:
         )
         if since is not None:
             query = query.where(ChatMessage.sent_at >= since)  # type: ignore[operator]
+        if until is not None:
+            query = query.where(ChatMessage.sent_at < until)  # type: ignore[operator]
         if thread is not None:
             query = query.where(or_(ChatMessage.thread == thread, ChatMessage.message_id == thread))
         async with self._sessions() as session:

@@ -112,6 +112,11 @@ class Delivery(SQLModel, table=True):
     failures: int = 0
     next_attempt_at: datetime | None = None
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    #: The client-side id of a post that may be in flight (the message while ``message_id``
+    #: is None, else follow-up part ``parts_sent``), recorded before the platform call: after
+    #: a crash it finds the post that went out instead of posting it again.
+    posting: str | None = Field(default=None, max_length=64)
+    posting_since: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -201,3 +206,45 @@ class Reminder(SQLModel, table=True):
     active: bool = True
     fired_count: int = 0
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class NoticeStatus(StrEnum):
+    """Where a notice is: ``pending → sending → sent``, back to ``pending`` after a refused
+    send (retried later), ``failed`` when given up."""
+
+    pending = "pending"
+    sending = "sending"
+    sent = "sent"
+    failed = "failed"
+
+
+class Notice(SQLModel, table=True):
+    """A reminder or digest message to send exactly once.
+
+    Recorded in the transaction that claims the firing (so it is never lost), then sent and
+    retried with backoff by the scheduler. ``client_id`` goes with every post so that, after
+    a crash mid-send, the platform can be asked whether it went out (see ``bot/notices.py``).
+    """
+
+    __table_args__ = (Index("ix_notice_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: What it is the message of (``reminder:<id>:<fire time>``, ``digest:<id>:<window end>``).
+    key: str = Field(max_length=255, unique=True)
+    client_id: str = Field(max_length=64, unique=True)
+    platform: str = Field(max_length=32)
+    tenant: str = Field(max_length=128)
+    channel: str = Field(max_length=128)
+    thread: str | None = Field(default=None, max_length=128)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default=NoticeStatus.pending, sa_type=String(16))
+    #: Parts of a long text already posted (each part is one message with its own id).
+    parts_sent: int = 0
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    sending_since: datetime | None = None
+    message_id: str | None = Field(default=None, max_length=128)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None

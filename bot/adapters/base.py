@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from bot.types import Target, View
@@ -23,12 +24,31 @@ class DeliveryError(Exception):
     """Writing to the platform failed. ``retryable`` False means: give this message up."""
 
     def __init__(
-        self, reason: str, *, retryable: bool = True, retry_after: float | None = None
+        self,
+        reason: str,
+        *,
+        retryable: bool = True,
+        retry_after: float | None = None,
+        maybe_sent: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.retry_after = retry_after
+        #: True when the platform may have applied the call anyway (a timeout or a dropped
+        #: connection after the request went out), False when it answered with a refusal.
+        self.maybe_sent = maybe_sent
+
+
+@dataclass(frozen=True)
+class PostLookup:
+    """What a platform knows about a post made with a client-side id (see ``find_sent``)."""
+
+    #: The platform message id when the post was found.
+    message_id: str | None = None
+    #: False when the platform cannot list what the bot posted (Telegram): then "not found"
+    #: means "cannot tell", not "it never went out".
+    searchable: bool = True
 
 
 @dataclass
@@ -67,14 +87,29 @@ class ChatAdapter(Protocol):
         """Stop receiving events and close connections."""
         ...
 
-    async def send(self, target: Target, view: View) -> str:
-        """Post a new message; returns its platform message id. Raises DeliveryError."""
+    async def send(self, target: Target, view: View, *, client_id: str | None = None) -> str:
+        """Post a new message; returns its platform message id. Raises DeliveryError.
+
+        ``client_id`` (ours, unique per post) goes with the message where the platform keeps
+        it, so that :meth:`find_sent` can find the post again after a crash.
+        """
         ...
 
     async def edit(self, target: Target, message_id: str, view: View) -> None:
         """Replace a message's content. Raises DeliveryError."""
         ...
 
-    async def notify(self, target: Target, text: str) -> None:
-        """Post a plain message (reminders, digests). Raises DeliveryError."""
+    async def notify(self, target: Target, text: str, *, client_id: str | None = None) -> None:
+        """Post a plain message (reminders, digests). Raises DeliveryError.
+
+        ``client_id`` as for :meth:`send`; callers pass texts of at most :attr:`max_text`.
+        """
+        ...
+
+    async def find_sent(self, target: Target, client_id: str, *, since: datetime) -> PostLookup:
+        """Look for a message posted to ``target`` with ``client_id`` at or after ``since``.
+
+        Used only when a post may or may not have gone out (the bot crashed or timed out
+        during the call). Raises DeliveryError when the platform cannot be asked now.
+        """
         ...

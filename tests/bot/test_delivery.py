@@ -5,40 +5,62 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bot.adapters.base import DeliveryError, Services
+import pytest
+import time_machine
+
+from bot.adapters.base import DeliveryError, PostLookup, Services
 from bot.delivery import Deliverer
+from bot.posting import TAKEOVER_GRACE
 from bot.types import Target, View
 from storage.repository import Repository
 from storage.schemas import RequestCreate, TaskCreate
 from storage.tables import utcnow
+from tests.fakes.recording import Crash
 
 
 @dataclass
 class RecordingAdapter:
-    """A platform that records what it was asked to show (and can fail on demand)."""
+    """A platform that records what it was asked to show (and can fail on demand).
+
+    Like Slack it keeps each post's client-side id and finds it again (``find_sent``;
+    ``searchable=False``: a platform that cannot, like Telegram). ``after_next_send`` makes
+    the next post take effect and then raises (a crash, or a timeout that may have sent).
+    """
 
     platform: str = "fake"
     max_text: int = 500
     min_edit_interval: float = 0.0
+    searchable: bool = True
     sent: list[tuple[str, View]] = field(default_factory=list)
     edits: list[tuple[str, View]] = field(default_factory=list)
     fail_next: list[DeliveryError] = field(default_factory=list)
+    client_ids: dict[str, str] = field(default_factory=dict)
+    after_next_send: list[BaseException] = field(default_factory=list)
 
     async def start(self, services: Services) -> None: ...
     async def stop(self) -> None: ...
 
-    async def send(self, target: Target, view: View) -> str:
+    async def send(self, target: Target, view: View, *, client_id: str | None = None) -> str:
         if self.fail_next:
             raise self.fail_next.pop(0)
         self.sent.append((f"m{len(self.sent) + 1}", view))
+        if client_id is not None:
+            self.client_ids[client_id] = f"m{len(self.sent)}"
+        if self.after_next_send:
+            raise self.after_next_send.pop(0)
         return f"m{len(self.sent)}"
+
+    async def find_sent(self, target: Target, client_id: str, *, since: datetime) -> PostLookup:
+        if not self.searchable:
+            return PostLookup(searchable=False)
+        return PostLookup(message_id=self.client_ids.get(client_id))
 
     async def edit(self, target: Target, message_id: str, view: View) -> None:
         if self.fail_next:
             raise self.fail_next.pop(0)
         self.edits.append((message_id, view))
 
-    async def notify(self, target: Target, text: str) -> None: ...
+    async def notify(self, target: Target, text: str, *, client_id: str | None = None) -> None: ...
 
 
 async def a_task(
@@ -155,4 +177,102 @@ async def test_a_failed_receipt_lifts_the_hold_at_once(repo: Repository) -> None
     await a_task(repo, hold_until=utcnow() + timedelta(seconds=15))
     assert not await repo.adopt_message(request_id=1, message_id=None)
     await deliverer.tick()
+    assert len(adapter.sent) == 1
+
+
+# ------------------------------------------------- post-then-record gaps (client ids)
+TIMED_OUT = DeliveryError("chat.postMessage: TimeoutError", maybe_sent=True)
+
+
+async def restarted_after_the_hold(repo: Repository, adapter: RecordingAdapter) -> Deliverer:
+    """A new bot process once the crashed one's hold on its post has passed."""
+    with time_machine.travel(utcnow() + TAKEOVER_GRACE + timedelta(seconds=1), tick=True):
+        deliverer = Deliverer(repo, {"fake": adapter})
+        await deliverer.tick()
+        await deliverer.tick()
+    return deliverer
+
+
+async def test_a_crash_after_the_first_post_went_out_before_its_id_was_recorded_posts_nothing_twice(
+    repo: Repository,
+) -> None:
+    adapter = RecordingAdapter(after_next_send=[Crash()])
+    task_id = await a_task(repo)
+    with pytest.raises(Crash):
+        await Deliverer(repo, {"fake": adapter}).tick()
+    assert len(adapter.sent) == 1, "the message is in the chat; the bot died before knowing"
+    await repo.claim(worker_id="w", limit=1, lease_seconds=30)
+    await repo.complete(task_id=task_id, worker_id="w", result="Subject: Delay\n\nHi Dana")
+    await restarted_after_the_hold(repo, adapter)
+    assert len(adapter.sent) == 1, "found by its client id, not posted again"
+    assert [m for m, _ in adapter.edits] == ["m1"] and "Hi Dana" in adapter.edits[-1][1].text
+    delivery = await repo.delivery_for(1)
+    assert delivery is not None and delivery.done and delivery.message_id == "m1"
+    assert delivery.posting is None
+
+
+async def test_a_crash_after_a_follow_up_part_went_out_does_not_post_that_part_twice(
+    repo: Repository,
+) -> None:
+    adapter = RecordingAdapter(max_text=300)
+    task_id = await a_task(repo)
+    await repo.claim(worker_id="w", limit=1, lease_seconds=30)
+    words = " ".join(f"word{i}" for i in range(200))
+    await repo.complete(task_id=task_id, worker_id="w", result=words)
+    adapter.after_next_send = [Crash()]
+    with pytest.raises(Crash):
+        await Deliverer(repo, {"fake": adapter}).tick()  # the first message
+    adapter.after_next_send = [Crash()]
+    with pytest.raises(Crash):  # restarted: finds the message, then dies on part 1
+        await restarted_after_the_hold(repo, adapter)
+    assert len(adapter.sent) == 2
+    with time_machine.travel(utcnow() + TAKEOVER_GRACE, tick=True):
+        await restarted_after_the_hold(repo, adapter)
+    shown = [v.text for _, v in adapter.sent]
+    assert len(shown) == len(set(shown)), "no message or part twice"
+    joined = " ".join(shown)
+    assert all(f"word{i}" in joined for i in range(200))
+    delivery = await repo.delivery_for(1)
+    assert delivery is not None and delivery.done and delivery.parts_sent == len(shown) - 1
+
+
+async def test_a_post_that_timed_out_after_taking_effect_is_found_not_repeated(
+    repo: Repository,
+) -> None:
+    adapter = RecordingAdapter(after_next_send=[TIMED_OUT])
+    deliverer = Deliverer(repo, {"fake": adapter})
+    await a_task(repo)
+    await deliverer.tick()
+    delivery = await repo.delivery_for(1)
+    assert delivery is not None and delivery.message_id is None and delivery.posting
+    with time_machine.travel(utcnow() + timedelta(seconds=3), tick=True):
+        await deliverer.tick()
+    assert len(adapter.sent) == 1
+    delivery = await repo.delivery_for(1)
+    assert delivery is not None and delivery.message_id == "m1" and delivery.posting is None
+
+
+async def test_where_the_platform_cannot_tell_an_interrupted_post_is_posted_again_not_lost(
+    repo: Repository, caplog: pytest.LogCaptureFixture
+) -> None:
+    adapter = RecordingAdapter(searchable=False, after_next_send=[Crash()])
+    await a_task(repo)
+    with pytest.raises(Crash):
+        await Deliverer(repo, {"fake": adapter}).tick()
+    await restarted_after_the_hold(repo, adapter)
+    assert len(adapter.sent) == 2, "at least once: the one window a duplicate is possible"
+    assert "cannot tell whether the interrupted post went out" in caplog.text
+    delivery = await repo.delivery_for(1)
+    assert delivery is not None and delivery.message_id == "m2"
+
+
+async def test_another_process_leaves_a_post_in_flight_alone_until_its_hold_passes(
+    repo: Repository,
+) -> None:
+    adapter = RecordingAdapter(after_next_send=[Crash()])
+    await a_task(repo)
+    with pytest.raises(Crash):
+        await Deliverer(repo, {"fake": adapter}).tick()
+    adapter.searchable = False  # even a platform that cannot tell is not posted to twice
+    await Deliverer(repo, {"fake": adapter}).tick()  # a standby taking over at once
     assert len(adapter.sent) == 1

@@ -10,12 +10,15 @@ from typing import Any
 import pytest
 import time_machine
 
+from bot.adapters.base import DeliveryError
+from bot.notices import MAX_NOTICE_ATTEMPTS
+from bot.posting import TAKEOVER_GRACE
 from bot.scheduler import Jobs, Scheduler, digest_schedule, last_cron_time, next_cron_time
 from storage.db import create_engine
 from storage.repository import Repository
 from storage.schemas import RequestCreate, TaskCreate
-from storage.tables import Reminder, TaskStatus
-from tests.fakes.recording import Chat
+from storage.tables import NoticeStatus, Reminder, TaskStatus, utcnow
+from tests.fakes.recording import Chat, Crash
 
 BERLIN = "Europe/Berlin"
 EIGHT_AM = {"hour": 8, "minute": 0}
@@ -340,3 +343,93 @@ async def test_two_schedulers_firing_the_same_reminder_at_once_send_it_once(
     sent = await asyncio.gather(*(b.jobs.fire_reminders(now=now) for b in bots))
     assert sorted(sent) == [0, 1]
     assert len(chat.notes) == 1
+
+
+# ------------------------------------------- at least once, and never twice once sent
+REFUSED = DeliveryError("ratelimited", retry_after=5.0)
+
+
+async def test_a_reminder_whose_send_fails_is_retried_later_and_sent_once(
+    bots: list[Bot], chat: Chat
+) -> None:
+    jobs = bots[0].jobs
+    await a_reminder(bots[0].repo, first=utc(2026, 6, 1, 7))
+    chat.fail_next = [REFUSED]
+    assert await jobs.fire_reminders(now=utc(2026, 6, 1, 7, 0, 1)) == 0
+    assert chat.notes == []
+    assert await jobs.retry_notices() == 0, "not before the platform's Retry-After"
+    assert await jobs.retry_notices(now=utcnow() + timedelta(seconds=6)) == 1
+    assert await jobs.retry_notices(now=utcnow() + timedelta(hours=1)) == 0
+    assert chat.notes == ["⏰ Reminder for u: send the report"]
+
+
+async def test_a_failed_digest_is_retried_by_the_restarted_bot_with_its_window_and_sent_once(
+    bots: list[Bot], chat: Chat
+) -> None:
+    crashed, restarted = bots
+    digest_id = await subscribe(crashed.repo, timezone="UTC")
+    await crashed.repo.advance_digest_window(
+        digest_id=digest_id, previous_end=None, new_end=utc(2026, 5, 3, 8)
+    )
+    chat.fail_next = [DeliveryError("chat.postMessage: internal_error")]
+    assert not await crashed.jobs.run_digest(digest_id, now=utc(2026, 5, 4, 8, 0, 1))
+    assert not await restarted.jobs.run_digest(digest_id, now=utc(2026, 5, 4, 8, 0, 2))
+    assert await restarted.jobs.retry_notices(now=utcnow() + timedelta(minutes=1)) == 1
+    assert len(chat.notes) == 1
+    assert chat.notes[0].splitlines()[0] == "📰 Digest for 2026-05-03 08:00 – 2026-05-04 08:00"
+
+
+async def test_a_crash_after_a_reminder_went_out_does_not_send_it_again(
+    bots: list[Bot], chat: Chat
+) -> None:
+    crashed, restarted = bots
+    await a_reminder(crashed.repo, first=utc(2026, 6, 1, 7))
+    chat.crash_after_next_note = True
+    with pytest.raises(Crash):
+        await crashed.jobs.fire_reminders(now=utc(2026, 6, 1, 7, 0, 1))
+    assert await restarted.jobs.retry_notices() == 0, "held while the dead process may post"
+    later = utcnow() + TAKEOVER_GRACE + timedelta(seconds=1)
+    assert await restarted.jobs.retry_notices(now=later) == 1, "found by its client id"
+    assert await restarted.jobs.retry_notices(now=later + timedelta(hours=1)) == 0
+    assert len(chat.notes) == 1
+    (notice,) = await restarted.repo.notices(key_prefix="reminder:")
+    assert notice.status == NoticeStatus.sent and notice.message_id == "n1"
+
+
+async def test_where_the_platform_cannot_tell_an_interrupted_reminder_is_sent_again_not_lost(
+    bots: list[Bot], chat: Chat
+) -> None:
+    crashed, restarted = bots
+    chat.searchable = False
+    await a_reminder(crashed.repo, first=utc(2026, 6, 1, 7))
+    chat.crash_after_next_note = True
+    with pytest.raises(Crash):
+        await crashed.jobs.fire_reminders(now=utc(2026, 6, 1, 7, 0, 1))
+    later = utcnow() + TAKEOVER_GRACE + timedelta(seconds=1)
+    assert await restarted.jobs.retry_notices(now=later) == 1
+    assert len(chat.notes) == 2, "at least once: the one window a duplicate is possible"
+
+
+async def test_a_reminder_refused_for_good_is_given_up_and_logged_once(
+    bots: list[Bot], chat: Chat, caplog: pytest.LogCaptureFixture
+) -> None:
+    jobs = bots[0].jobs
+    await a_reminder(bots[0].repo, first=utc(2026, 6, 1, 7))
+    chat.fail_next = [DeliveryError("channel_not_found", retryable=False)]
+    assert await jobs.fire_reminders(now=utc(2026, 6, 1, 7, 0, 1)) == 0
+    assert await jobs.retry_notices(now=utcnow() + timedelta(days=1)) == 0
+    (notice,) = await bots[0].repo.notices()
+    assert notice.status == NoticeStatus.failed and notice.error == "channel_not_found"
+    assert [r.levelname for r in caplog.records if "giving up" in r.getMessage()] == ["ERROR"]
+
+
+async def test_retries_are_bounded(bots: list[Bot], chat: Chat) -> None:
+    jobs = bots[0].jobs
+    await a_reminder(bots[0].repo, first=utc(2026, 6, 1, 7))
+    chat.fail_next = [DeliveryError("ratelimited", retry_after=0.0)] * (MAX_NOTICE_ATTEMPTS + 5)
+    await jobs.fire_reminders(now=utc(2026, 6, 1, 7, 0, 1))
+    for _ in range(MAX_NOTICE_ATTEMPTS + 3):
+        await jobs.retry_notices(now=utcnow() + timedelta(seconds=1))
+    (notice,) = await bots[0].repo.notices()
+    assert notice.status == NoticeStatus.failed and notice.attempts == MAX_NOTICE_ATTEMPTS
+    assert chat.notes == []

@@ -12,7 +12,7 @@ import pytest
 import time_machine
 from sqlalchemy import event, insert, text
 
-from bot.adapters.base import Services
+from bot.adapters.base import PostLookup, Services
 from bot.delivery import Deliverer
 from bot.scheduler import Jobs, Scheduler
 from bot.texts import t
@@ -43,7 +43,7 @@ class Chat:
     async def start(self, services: Services) -> None: ...
     async def stop(self) -> None: ...
 
-    async def send(self, target: Target, view: View) -> str:
+    async def send(self, target: Target, view: View, *, client_id: str | None = None) -> str:
         self.sent.append((target.channel, view))
         return f"m{len(self.sent)}"
 
@@ -53,7 +53,10 @@ class Chat:
             self.crash_after_next_edit = False
             raise Crash
 
-    async def notify(self, target: Target, text: str) -> None: ...
+    async def notify(self, target: Target, text: str, *, client_id: str | None = None) -> None: ...
+
+    async def find_sent(self, target: Target, client_id: str, *, since: datetime) -> PostLookup:
+        return PostLookup()
 
 
 async def a_request(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from storage.repository import Repository
 from storage.schemas import RequestCreate, TaskCreate
@@ -211,3 +215,53 @@ async def test_changed_since_returns_only_tasks_updated_after_the_cursor(repo: R
     await repo.claim(worker_id="w", limit=1, lease_seconds=30)
     changed = await repo.changed_since(cursor=cursor)
     assert [t.id for t in changed] == [first]
+
+
+async def test_progress_writes_cancelled_midway_log_no_errors_and_leave_the_pool_healthy(
+    repo: Repository, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The worker cancels its progress writer whenever a task finishes; with a fast model
+    # that often lands in the middle of a write (COMMIT included).
+    (task_id,) = await make_tasks(repo, TaskCreate(kind="email.draft"))
+    await repo.claim(worker_id="w", limit=1, lease_seconds=60)
+    caplog.set_level(logging.WARNING)
+    invalidated: list[object] = []
+    event.listen(repo.engine.sync_engine, "invalidate", lambda *args: invalidated.append(args))
+    for i in range(200):
+        write = asyncio.create_task(repo.set_progress(task_id=task_id, worker_id="w", progress=0.5))
+        await asyncio.sleep((i % 20) * 0.0002)
+        write.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await write
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
+    assert invalidated == [], "a cancelled statement cost its connection"
+    assert await repo.set_progress(task_id=task_id, worker_id="w", progress=0.7)
+    task = await repo.get_task(task_id)
+    assert task is not None and task.progress == pytest.approx(0.7)
+
+
+async def test_chat_messages_of_a_window_since_and_until(repo: Repository) -> None:
+    from storage.tables import ChatMessage
+
+    now = utcnow()
+    for i, days_ago in enumerate((5, 3, 1, 0)):
+        await repo.remember_message(
+            ChatMessage(
+                platform="telegram",
+                tenant="7",
+                channel="-100",
+                message_id=str(i),
+                author="Ann",
+                text=f"{days_ago} days ago",
+                sent_at=now - timedelta(days=days_ago, minutes=1),
+            )
+        )
+    rows = await repo.chat_messages(
+        platform="telegram",
+        tenant="7",
+        channel="-100",
+        since=now - timedelta(days=4),
+        until=now - timedelta(days=1),
+    )
+    assert [r.text for r in rows] == ["3 days ago", "1 days ago"]
