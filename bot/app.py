@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.leader import Leader
 from bot.router import Router
 from bot.scheduler import Jobs, Scheduler
+from handlers.kinds import KindRegistry, build_registry
 from models.generation.base import (
     GenerationRequest,
     GenerationResult,
@@ -41,6 +42,7 @@ class App:
     scheduler: Scheduler
     jobs: Jobs
     worker: Worker | None
+    kinds: KindRegistry
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     _worker_task: asyncio.Task[None] | None = None
 
@@ -87,6 +89,17 @@ class App:
         if self.worker is not None:
             await self.worker.close()
         await self.repo.dispose()
+
+
+def build_kinds(settings: Settings) -> KindRegistry:
+    """The task-kind registry: the built-in kinds plus the intents file's ``task:`` blocks.
+
+    Raises :class:`~models.intents.IntentsFileError` (naming the file and line) for a bad
+    block.
+    """
+    from models.intents import load_intents
+
+    return build_registry(load_intents(settings.intents))
 
 
 def build_parser(settings: Settings) -> IntentParser:
@@ -190,6 +203,7 @@ async def build_app(
     url = settings.resolved_database_url()
     if migrate:
         await asyncio.to_thread(upgrade, url)
+    kinds = await asyncio.to_thread(build_kinds, settings)
     repo = Repository(create_engine(url))
     if parser is None:
         parser = await asyncio.to_thread(build_parser, settings)
@@ -198,6 +212,7 @@ async def build_app(
         parser=parser,
         max_input_chars=settings.max_input_chars,
         max_attempts=settings.max_attempts,
+        kinds=kinds,
     )
     chosen = list(adapters) if adapters is not None else default_adapters(settings)
     adapter_map = {a.platform: a for a in chosen}
@@ -206,13 +221,19 @@ async def build_app(
         worker = Worker(
             repo=repo,
             generator=generator if generator is not None else build_generator(settings),
+            prompts=kinds,
+            kinds=kinds.generative_kinds,
             lease_seconds=settings.lease_seconds,
             poll_seconds=min(settings.poll_seconds, 1.0),
         )
     # On PostgreSQL only the replica holding the advisory lock runs the jobs.
     scheduler = Scheduler(settings.timezone, leader=Leader(repo))
     jobs = Jobs(
-        repo=repo, adapters=adapter_map, scheduler=scheduler, memory_days=settings.memory_days
+        repo=repo,
+        adapters=adapter_map,
+        scheduler=scheduler,
+        memory_days=settings.memory_days,
+        kinds=kinds,
     )
     return App(
         settings=settings,
@@ -222,4 +243,5 @@ async def build_app(
         scheduler=scheduler,
         jobs=jobs,
         worker=worker,
+        kinds=kinds,
     )

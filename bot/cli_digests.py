@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import Settings
-from models.intents.spec import TaskSpec
+from models.intents.spec import KindTraits, TaskSpec
 from storage.tables import DigestSubscription, utcnow
 
 LIST_HELP = "list digest subscriptions and when each runs next"
@@ -94,7 +94,12 @@ class _NoParser:
     """Sending a digest classifies nothing, so the classifier is not loaded."""
 
     def parse(
-        self, text: str, *, now_iso: str | None = None, timezone: str = "UTC"
+        self,
+        text: str,
+        *,
+        now_iso: str | None = None,
+        timezone: str = "UTC",
+        traits: KindTraits | None = None,
     ) -> list[TaskSpec]:
         return []
 

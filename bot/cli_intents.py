@@ -2,8 +2,11 @@
 
 - ``atombot intents train [--data FILE] [--finetune [--recipe R]] [--out DIR]``
 - ``atombot intents eval --train TRAIN.jsonl --test TEST.jsonl [--finetune] [--json]
-  [--predictions OUT.jsonl] [--few-shot N]``
+  [--predictions OUT.jsonl] [--few-shot N]`` (test rows ``{"text", "label"}`` and/or
+  multi-intent rows ``{"text", "labels": [...]}``)
 - ``atombot intents predict [--json]`` (stdin: one message per line)
+- ``atombot intents kinds [--data FILE] [--json]``: every task kind, where it comes from
+  (built-in or ``file:line``) and its settings
 """
 
 from __future__ import annotations
@@ -59,15 +62,25 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from models.intents import FinetuneConfig, IntentClassifier, IntentsFileError, load_jsonl
-    from models.intents.evaluate import evaluate, few_shot
+    from models.intents.evaluate import (
+        evaluate,
+        evaluate_atomization,
+        few_shot,
+        format_atomization,
+        load_eval_rows,
+    )
 
     _, _, encoder = _settings_defaults()
     try:
         train_texts, train_labels = load_jsonl(args.train)
-        test_texts, test_labels = load_jsonl(args.test)
+        rows = load_eval_rows(args.test)
     except (IntentsFileError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not rows.texts and not rows.multi_texts:
+        print(f"error: {args.test}: no rows", file=sys.stderr)
+        return 2
+    test_texts, test_labels = rows.texts, rows.labels
     if args.few_shot:
         train_texts, train_labels = few_shot(train_texts, train_labels, args.few_shot)
     cache = args.cache or Path(".atombot-cache") / "onnx"
@@ -82,7 +95,14 @@ def _eval(args: argparse.Namespace) -> int:
         ),
         threads=args.threads,
     )
-    report, predictions = evaluate(classifier, test_texts, test_labels)
+    report, predictions = (
+        evaluate(classifier, test_texts, test_labels) if test_texts else (None, [])
+    )
+    atomized = (
+        evaluate_atomization(classifier, rows.multi_texts, rows.multi_labels)
+        if rows.multi_texts
+        else None
+    )
     if args.predictions:
         with args.predictions.open("w", encoding="utf-8") as handle:
             for text, label, (predicted, confidence) in zip(
@@ -95,24 +115,37 @@ def _eval(args: argparse.Namespace) -> int:
                     "confidence": round(confidence, 6),
                 }
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            if atomized is not None:
+                for text, labels, got in zip(
+                    rows.multi_texts, rows.multi_labels, atomized[1], strict=True
+                ):
+                    multi = {"text": text, "labels": labels, "predicted": got}
+                    handle.write(json.dumps(multi, ensure_ascii=False) + "\n")
     if args.json:
-        print(json.dumps(report.as_dict()))
+        out: dict[str, Any] = report.as_dict() if report is not None else {}
+        if atomized is not None:
+            out["atomization"] = atomized[0].as_dict()
+        print(json.dumps(out))
         return 0
 
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.2f}%"
 
-    print(f"mode:              {report.mode} ({len(train_texts)} training examples)")
-    print(f"accuracy:          {pct(report.accuracy)} on {report.examples} test examples")
-    print(f"in-scope accuracy: {pct(report.in_scope_accuracy)}")
-    print(f"OOS recall:        {pct(report.oos_recall)}")
-    print(f"train time:        {report.train_seconds:.1f}s")
-    print(
-        f"latency:           p50 {report.latency_p50_ms:.2f} ms, "
-        f"p95 {report.latency_p95_ms:.2f} ms "
-        f"({report.backend}, {args.threads} threads)"
-    )
-    print(f"throughput:        {report.throughput_per_s:.0f} messages/s (one batch)")
+    if report is not None:
+        print(f"mode:              {report.mode} ({len(train_texts)} training examples)")
+        print(f"accuracy:          {pct(report.accuracy)} on {report.examples} test examples")
+        print(f"in-scope accuracy: {pct(report.in_scope_accuracy)}")
+        print(f"OOS recall:        {pct(report.oos_recall)}")
+        print(f"train time:        {report.train_seconds:.1f}s")
+        print(
+            f"latency:           p50 {report.latency_p50_ms:.2f} ms, "
+            f"p95 {report.latency_p95_ms:.2f} ms "
+            f"({report.backend}, {args.threads} threads)"
+        )
+        print(f"throughput:        {report.throughput_per_s:.0f} messages/s (one batch)")
+    if atomized is not None:
+        for line in format_atomization(atomized[0]):
+            print(line)
     return 0
 
 
@@ -162,12 +195,46 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kinds(args: argparse.Namespace) -> int:
+    from handlers.kinds import build_registry
+    from models.intents import IntentsFileError, load_intents
+
+    default_data, _, _ = _settings_defaults()
+    try:
+        registry = build_registry(load_intents(args.data or default_data))
+    except IntentsFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rows = [kind.describe() for kind in registry]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    for row in rows:
+        flags = [row["mode"]]
+        flags += [name for name in ("rateable", "regenerable", "produces") if row[name]]
+        if not row["visible"]:
+            flags.append("hidden")
+        if not row["intent"]:
+            flags.append("internal")
+        if row["consumes"] != "none":
+            flags.append(f"consumes={row['consumes']}")
+        if row["max_tokens"]:
+            flags.append(f"format={row['format']} max_tokens={row['max_tokens']}")
+        print(f"{row['kind']}\t{row['origin']}\t{row['label']['en']} / {row['label']['zh']}")
+        print(f"  {' '.join(flags)}")
+        if row["slots"]:
+            print(f"  slots: {', '.join(row['slots'])}")
+        for slot, question in row["required"].items():
+            print(f"  required {slot}: {question['en']} / {question['zh']}")
+    return 0
+
+
 #: Fine-tuning recipes of ``--recipe`` (see ``models.intents.finetune``); the first is the default.
 RECIPES = ("auto", "contrastive", "cross_entropy")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``intents`` command (train / eval / predict) to the atombot CLI."""
+    """Add the ``intents`` command (train / eval / predict / kinds) to the atombot CLI."""
     intents = subparsers.add_parser("intents", help="train, evaluate and try the intent classifier")
     sub = intents.add_subparsers(dest="intents_command", required=True)
 
@@ -200,7 +267,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--test",
         type=Path,
         required=True,
-        help='JSONL rows {"text", "label"}; label "oos" = out of scope',
+        help='JSONL rows {"text", "label"} (label "oos" = out of scope) and/or multi-intent '
+        'rows {"text", "labels": [...]}: those report exact intent sequence, intent set and '
+        "task count accuracy by number of requests",
     )
     ev.add_argument("--finetune", action="store_true", help="fine-tune the encoder too")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
@@ -228,3 +297,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     pr.add_argument("--encoder", help="local sentence-encoder directory")
     pr.add_argument("--timezone", default="UTC", help="timezone for times (default UTC)")
     pr.set_defaults(func=_predict)
+
+    kinds = sub.add_parser(
+        "kinds", help="list every task kind, where it comes from and its settings"
+    )
+    kinds.add_argument(
+        "--data", type=Path, help="intents YAML (default: ATOMBOT_INTENTS or the shipped file)"
+    )
+    kinds.add_argument("--json", action="store_true", help="print one JSON array")
+    kinds.set_defaults(func=_kinds)

@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 
 from bot.texts import t
 from bot.types import Action, Button, Section, View
-from handlers import KIND_HANDLERS
-from handlers.status import kind_label
+from handlers.kinds import KindRegistry
 from storage.repository import Tally
 from storage.tables import Task, TaskStatus
 
@@ -49,9 +48,10 @@ def status_line(
     now: datetime,
     position: int | None = None,
     tally: Tally | None = None,
+    kinds: KindRegistry,
 ) -> str:
     """One line saying where a task is."""
-    kind = kind_label(task.kind, locale)
+    kind = kinds.label(task.kind, locale)
     if task.status == TaskStatus.queued:
         if task.error == "worker_lost" or (task.error and task.attempts):
             return t(
@@ -97,33 +97,41 @@ def render_request(
     locale: str,
     *,
     now: datetime,
+    kinds: KindRegistry,
     positions: dict[int, int] | None = None,
     tallies: dict[int, Tally] | None = None,
 ) -> View:
-    """The message of a request: one section per visible task, buttons per task."""
+    """The message of a request: one section per visible task, buttons per task.
+
+    Finished tasks of rateable kinds get 👍/👎, of regenerable kinds Regenerate.
+    """
     positions = positions or {}
     tallies = tallies or {}
     sections: list[Section] = []
     rows: list[tuple[Button, ...]] = []
     for task in tasks:
-        if task.kind.endswith(".partial"):
+        if not kinds.visible(task.kind):
             continue
         task_id = task.id or 0
         title = status_line(
-            task, locale, now=now, position=positions.get(task_id), tally=tallies.get(task_id)
+            task,
+            locale,
+            now=now,
+            position=positions.get(task_id),
+            tally=tallies.get(task_id),
+            kinds=kinds,
         )
         body = ""
         if task.status == TaskStatus.succeeded:
-            handler = KIND_HANDLERS.get(task.kind)
-            body = handler.render(task) if handler else (task.result or "")
-            if task.kind in ("email.draft", "reply.draft", "summarize", "digest.recap"):
-                rows.append(
-                    (
-                        Button(t("button.up", locale), Action.rate_up, task_id),
-                        Button(t("button.down", locale), Action.rate_down, task_id),
-                        Button(t("button.regenerate", locale), Action.regenerate, task_id),
-                    )
-                )
+            body = kinds.render(task)
+            row: list[Button] = []
+            if kinds.rateable(task.kind):
+                row.append(Button(t("button.up", locale), Action.rate_up, task_id))
+                row.append(Button(t("button.down", locale), Action.rate_down, task_id))
+            if kinds.regenerable(task.kind):
+                row.append(Button(t("button.regenerate", locale), Action.regenerate, task_id))
+            if row:
+                rows.append(tuple(row))
         elif task.status in (TaskStatus.queued, TaskStatus.running):
             rows.append((Button(t("button.cancel", locale), Action.cancel, task_id),))
         sections.append(Section(text=body, title=title))

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 from bot.texts import detect_locale, t
 from bot.types import Action, ActionEvent, Inbound, Reply
-from handlers import INTENT_HANDLERS
 from handlers.base import HandlerContext, MessageFetcher, Plan
 from handlers.feedback import cancel, rate, regenerate_task
-from handlers.status import kind_label
+from handlers.kinds import KindRegistry, TaskKind, build_registry
+from models.intents import slots as slot_extraction
 from models.intents.spec import OOS, IntentParser, TaskSpec
 from storage.repository import Repository
 from storage.schemas import RequestCreate, TaskCreate
@@ -48,9 +48,12 @@ class Router:
         parser: IntentParser,
         max_input_chars: int = 20_000,
         max_attempts: int = 3,
+        kinds: KindRegistry | None = None,
     ) -> None:
         self.repo = repo
         self.parser = parser
+        #: The task-kind registry (the built-in kinds when none is given).
+        self.kinds = kinds if kinds is not None else build_registry()
         self.max_input_chars = max_input_chars
         self.max_attempts = max_attempts
 
@@ -73,8 +76,9 @@ class Router:
             text,
             now_iso=datetime.now(UTC).isoformat(),
             timezone=inbound.timezone,
+            traits=self.kinds,
         )
-        specs = [s for s in specs if s.intent != OOS and s.intent in INTENT_HANDLERS]
+        specs = [s for s in specs if s.intent != OOS and self.kinds.planner(s.intent) is not None]
         if not specs:
             return Reply(t("input.oos", locale))
 
@@ -92,7 +96,11 @@ class Router:
             context={"user_name": inbound.user_name} if inbound.user_name else {},
         )
         ctx = HandlerContext(
-            repo=self.repo, request=request, now=datetime.now(UTC), fetch_messages=fetch
+            repo=self.repo,
+            request=request,
+            now=datetime.now(UTC),
+            fetch_messages=fetch,
+            kind_label=self.kinds.label,
         )
         tasks, answers = await self._plan(specs, ctx, text)
         stored = await self.repo.create_request(
@@ -103,9 +111,9 @@ class Router:
         if not stored.created:
             return await self._duplicate(stored.request.id or 0, locale)
         for task in stored.tasks:
-            handler = INTENT_HANDLERS.get(task.kind)
-            if handler is not None:
-                await handler.after_create(task, ctx)
+            kind = self.kinds.get(task.kind)
+            if kind is not None:
+                await kind.handler.after_create(task, ctx)
         return self._acknowledge(stored.tasks, answers, locale, stored.request.id)
 
     async def _plan(
@@ -116,24 +124,39 @@ class Router:
         last_index: dict[int, int] = {}  # spec index -> index of its final task
         locale = ctx.request.locale
         for i, spec in enumerate(specs):
-            if spec.missing:
-                key = f"input.ask.{spec.missing[0]}"
-                try:
-                    answers.append(t(key, locale))
-                except KeyError:
-                    answers.append(t("input.ask.generic", locale, missing=", ".join(spec.missing)))
+            kind = self.kinds.planner(spec.intent)
+            if kind is None:
                 continue
             clause = text[spec.span[0] : spec.span[1]] if spec.span[1] > spec.span[0] else text
-            slots = {**spec.slots, "request_text": clause, "locale": locale}
-            plan: Plan = await INTENT_HANDLERS[spec.intent].plan(
-                TaskSpec(spec.intent, slots, spec.confidence, spec.span, spec.depends_on), ctx
+            filled = self._fill_slots(kind, spec, clause, ctx)
+            missing = [*spec.missing, *(s for s, _ in kind.required if not filled.get(s))]
+            if missing:
+                answers.append(_question(kind, missing, locale))
+                continue
+            depends_on = spec.depends_on
+            inputs: dict[str, object] = {}
+            if kind.needs_input and not depends_on:
+                earlier = [
+                    j for j in range(i) if j in last_index and self.kinds.produces(specs[j].intent)
+                ]
+                found = None if earlier else await self._last_result(ctx)
+                if earlier:
+                    depends_on = (earlier[-1],)  # the nearest earlier result of this message
+                elif found is not None:
+                    inputs["results_of"] = [found.id or 0]  # finished already: read, not wait
+                else:
+                    answers.append(t("followup.no_result", locale, kind=kind.label.get(locale)))
+                    continue
+            slots = {**filled, **inputs, "request_text": clause, "locale": locale}
+            plan: Plan = await kind.handler.plan(
+                TaskSpec(spec.intent, slots, spec.confidence, spec.span, depends_on), ctx
             )
             if plan.answer:
                 answers.append(plan.answer)
             if not plan.tasks:
                 continue
             offset = len(tasks)
-            external = tuple(last_index[d] for d in spec.depends_on if d in last_index)
+            external = tuple(last_index[d] for d in depends_on if d in last_index)
             for j, task in enumerate(plan.tasks):
                 internal = tuple(offset + d for d in task.depends_on)
                 deps = internal if task.depends_on else internal + external
@@ -153,17 +176,43 @@ class Router:
                     last_index[i] = len(tasks) - 1
         return tasks, answers
 
+    def _fill_slots(
+        self, kind: TaskKind, spec: TaskSpec, clause: str, ctx: HandlerContext
+    ) -> dict[str, object]:
+        """The spec's slots, plus the kind's declared slots the parser left empty.
+
+        Built-in kinds get their slots from the parser; a kind from the intents file gets
+        its declared slots filled here by the generic extractors (topic, recipients, times…).
+        """
+        filled: dict[str, object] = dict(spec.slots)
+        wanted = [s for s in kind.slots if not filled.get(s)]
+        if wanted and kind.fill_slots:
+            context = slot_extraction.SlotContext(now=ctx.now, timezone=ctx.request.timezone)
+            filled.update(slot_extraction.generic(wanted, clause, context))
+        return filled
+
+    async def _last_result(self, ctx: HandlerContext) -> Task | None:
+        """The newest result in the thread (or chat) the request came from."""
+        r = ctx.request
+        return await self.repo.last_result(
+            platform=r.platform,
+            tenant=r.tenant,
+            channel=r.channel,
+            thread=r.thread,
+            kinds=self.kinds.producing_kinds,
+            user=r.user,
+        )
+
     def _acknowledge(
         self, tasks: list[Task], answers: list[str], locale: str, request_id: int | None
     ) -> Reply:
-        visible = [
-            x for x in tasks if not x.kind.endswith(".partial") and x.status == TaskStatus.queued
-        ]
+        visible = [x for x in tasks if self.kinds.visible(x.kind) and x.status == TaskStatus.queued]
         done_at_once = [x.result for x in tasks if x.status == TaskStatus.succeeded and x.result]
         lines = []
         if visible:
             listed = ", ".join(
-                t("ack.task", locale, id=x.id, kind=kind_label(x.kind, locale)) for x in visible
+                t("ack.task", locale, id=x.id, kind=self.kinds.label(x.kind, locale))
+                for x in visible
             )
             lines.append(t("ack.queued", locale, tasks=listed))
         lines.extend(done_at_once)
@@ -176,14 +225,12 @@ class Router:
 
     async def _duplicate(self, request_id: int, locale: str) -> Reply:
         tasks = [
-            x
-            for x in await self.repo.tasks_of_request(request_id)
-            if not x.kind.endswith(".partial")
+            x for x in await self.repo.tasks_of_request(request_id) if self.kinds.visible(x.kind)
         ]
         if not tasks:
             return Reply(t("ack.duplicate_empty", locale), duplicate=True, request_id=request_id)
         listed = ", ".join(
-            t("ack.task", locale, id=x.id, kind=kind_label(x.kind, locale)) for x in tasks
+            t("ack.task", locale, id=x.id, kind=self.kinds.label(x.kind, locale)) for x in tasks
         )
         return Reply(
             t("ack.duplicate", locale, tasks=listed),
@@ -207,7 +254,9 @@ class Router:
             event_id=event.event_id,
             locale=locale,
         )
-        ctx = HandlerContext(repo=self.repo, request=request, now=datetime.now(UTC))
+        ctx = HandlerContext(
+            repo=self.repo, request=request, now=datetime.now(UTC), kind_label=self.kinds.label
+        )
         if event.action in (Action.rate_up, Action.rate_down):
             score = 1 if event.action == Action.rate_up else -1
             return Reply(await rate(event.task_id, score, ctx), ephemeral=True)
@@ -221,7 +270,7 @@ class Router:
         if task is None or task.platform != event.platform or task.tenant != event.tenant:
             return Reply(t("rate.not_found", locale, id=event.task_id), ephemeral=True)
         original = await self.repo.get_request(task.request_id)
-        if original is None or task.kind not in _REGENERABLE:
+        if original is None or not self.kinds.regenerable(task.kind):
             return Reply(t("regenerate.not_possible", locale, id=event.task_id), ephemeral=True)
         inputs = dict(task.inputs)
         # The new attempt reads the same earlier results without waiting on them again.
@@ -252,4 +301,12 @@ class Router:
         )
 
 
-_REGENERABLE = ("email.draft", "reply.draft", "summarize", "digest.recap")
+def _question(kind: TaskKind, missing: list[str], locale: str) -> str:
+    """What to ask for the first missing slot: the kind's own question, else a generic one."""
+    asked = kind.question(missing[0], locale)
+    if asked is not None:
+        return asked
+    try:
+        return t(f"input.ask.{missing[0]}", locale)
+    except KeyError:
+        return t("input.ask.generic", locale, missing=", ".join(dict.fromkeys(missing)))

@@ -15,6 +15,8 @@ from storage.tables import Task
 
 #: Fetches chat messages for a summary: (scope, slots) -> [{"author", "text", "ts"}].
 MessageFetcher = Callable[[str, dict[str, Any]], Awaitable[list[dict[str, str]]]]
+#: The human name of a task kind: (kind, locale) -> label (the registry's ``label``).
+KindLabel = Callable[[str, str], str]
 
 FENCE_OPEN = "<<<DATA"
 FENCE_CLOSE = "DATA>>>"
@@ -46,6 +48,8 @@ class HandlerContext:
     now: datetime
     fetch_messages: MessageFetcher | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Names kinds in answers (status lists); the kind's own name when not given.
+    kind_label: KindLabel = field(default=lambda kind, _locale: kind)
 
 
 @dataclass(frozen=True)
@@ -57,16 +61,12 @@ class Plan:
 
 
 class Handler:
-    """Base class of an intent family.
+    """Base class of an intent family: how its tasks are planned, prompted and rendered.
 
-    ``intents`` are the classifier labels it plans; ``kinds`` the task kinds whose prompts
-    it builds and results it renders. A handler without ``generative`` kinds answers at
-    once (no GPU). Subclasses override what they need.
+    Which kinds a handler serves, and their settings (generative or immediate, buttons,
+    what they consume), live in the task-kind registry (:mod:`handlers.kinds`), not here.
+    Subclasses override what they need.
     """
-
-    intents: tuple[str, ...] = ()
-    kinds: tuple[str, ...] = ()
-    generative: bool = True
 
     async def plan(self, spec: TaskSpec, ctx: HandlerContext) -> Plan:
         """Turn a spec into tasks (or an answer)."""

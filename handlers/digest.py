@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,8 +10,11 @@ from bot.texts import language_name, t
 from handlers.base import Handler, HandlerContext, Plan, fence, system_prompt
 from models.generation.base import GenerationRequest
 from models.intents.spec import TaskSpec
+from storage.schemas import TaskCreate
 from storage.tables import Task
 
+#: The kind of a digest's conversation recap (created by the scheduler, not the classifier).
+RECAP = "digest.recap"
 DEFAULT_CRON: dict[str, Any] = {"hour": 8, "minute": 0}
 DAYS = {
     "mon": "Monday",
@@ -21,6 +25,18 @@ DAYS = {
     "sat": "Saturday",
     "sun": "Sunday",
 }
+
+
+#: A Slack channel link as the slot holds it, ``<#C0123|sales>`` or ``<#C0123>``.
+_CHANNEL_LINK = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>")
+
+
+def digest_channel(named: Any, current: str) -> str:
+    """Where a digest goes: the channel id of a Slack link, another name as given, else here."""
+    if not isinstance(named, str) or not named:
+        return current
+    link = _CHANNEL_LINK.fullmatch(named)
+    return link.group(1) if link else named
 
 
 def describe_schedule(cron: dict[str, Any], locale: str) -> str:
@@ -35,9 +51,6 @@ def describe_schedule(cron: dict[str, Any], locale: str) -> str:
 class DigestSubscribeHandler(Handler):
     """Stores the channel's digest subscription; the scheduler picks it up."""
 
-    intents = ("digest.subscribe",)
-    generative = False
-
     async def plan(self, spec: TaskSpec, ctx: HandlerContext) -> Plan:
         """Create or replace the subscription and confirm the schedule."""
         r = ctx.request
@@ -46,7 +59,7 @@ class DigestSubscribeHandler(Handler):
         await ctx.repo.subscribe_digest(
             platform=r.platform,
             tenant=r.tenant,
-            channel=spec.slots.get("channel") or r.channel,
+            channel=digest_channel(spec.slots.get("channel"), r.channel),
             user=r.user,
             cron=cron,
             timezone=timezone,
@@ -65,22 +78,24 @@ class DigestSubscribeHandler(Handler):
 class DigestUnsubscribeHandler(Handler):
     """Removes the channel's digest subscription."""
 
-    intents = ("digest.unsubscribe",)
-    generative = False
-
     async def plan(self, spec: TaskSpec, ctx: HandlerContext) -> Plan:
         """Confirm, or say there was none."""
         r = ctx.request
         removed = await ctx.repo.unsubscribe_digest(
-            platform=r.platform, tenant=r.tenant, channel=spec.slots.get("channel") or r.channel
+            platform=r.platform,
+            tenant=r.tenant,
+            channel=digest_channel(spec.slots.get("channel"), r.channel),
         )
         return Plan(answer=t("digest.unsubscribed" if removed else "digest.none", r.locale))
 
 
+def recap_task(material: str, locale: str) -> TaskCreate:
+    """The task that recaps a digest window's conversation."""
+    return TaskCreate(kind=RECAP, inputs={"material": material, "locale": locale})
+
+
 class DigestRecapHandler(Handler):
     """The recap of a channel's conversation inside a digest (created by the scheduler)."""
-
-    kinds = ("digest.recap",)
 
     def prompt(self, task: Task, dependencies: Sequence[Task]) -> GenerationRequest:
         """A recap of the window's messages and task outcomes."""

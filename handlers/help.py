@@ -10,9 +10,6 @@ from models.intents.spec import TaskSpec
 class HelpHandler(Handler):
     """Answers with the help text in the asker's language."""
 
-    intents = ("help",)
-    generative = False
-
     async def plan(self, spec: TaskSpec, ctx: HandlerContext) -> Plan:
         """The help text."""
         return Plan(answer=t("help", ctx.request.locale))

@@ -28,10 +28,6 @@ def describe_recurrence(recurrence: dict[str, object]) -> str:
 class ReminderHandler(Handler):
     """Creates a finished task whose result confirms the reminder, plus the reminder row."""
 
-    intents = ("reminder.create",)
-    kinds = ("reminder.create",)
-    generative = False
-
     async def plan(self, spec: TaskSpec, ctx: HandlerContext) -> Plan:
         """Confirm the time in the user's timezone; the scheduler fires it later."""
         slots = dict(spec.slots)

@@ -23,9 +23,6 @@ from storage.tables import Task
 class ReplyHandler(Handler):
     """Drafts a reply; the thread or message replied to is fetched when the request is made."""
 
-    intents = ("reply.draft",)
-    kinds = ("reply.draft",)
-
     async def plan(self, spec: TaskSpec, ctx: HandlerContext) -> Plan:
         """Attach the conversation being replied to, when the platform can give it."""
         inputs = dict(spec.slots)

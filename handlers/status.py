@@ -9,14 +9,6 @@ from storage.repository import ACTIVE_STATUSES
 from storage.tables import Task
 
 
-def kind_label(kind: str, locale: str) -> str:
-    """The human name of a task kind."""
-    try:
-        return t(f"kind.{kind}", locale)
-    except KeyError:
-        return kind
-
-
 def owned(task: Task | None, ctx: HandlerContext) -> bool:
     """Whether ``task`` belongs to the person asking (same platform, workspace and user)."""
     r = ctx.request
@@ -30,9 +22,6 @@ def owned(task: Task | None, ctx: HandlerContext) -> bool:
 
 class StatusHandler(Handler):
     """Lists the asker's tasks (or the ones named) with their state."""
-
-    intents = ("task.status",)
-    generative = False
 
     async def plan(self, spec: TaskSpec, ctx: HandlerContext) -> Plan:
         """One line per task: id, kind, state."""
@@ -59,7 +48,7 @@ class StatusHandler(Handler):
                     "status.line",
                     locale,
                     id=task.id,
-                    kind=kind_label(task.kind, locale),
+                    kind=ctx.kind_label(task.kind, locale),
                     status=state,
                 )
             )
@@ -68,9 +57,6 @@ class StatusHandler(Handler):
 
 class CancelHandler(Handler):
     """Cancels the named task(s), or the asker's latest active one."""
-
-    intents = ("task.cancel",)
-    generative = False
 
     async def plan(self, spec: TaskSpec, ctx: HandlerContext) -> Plan:
         """Only the owner can cancel; finished tasks are reported, not changed."""
@@ -97,7 +83,8 @@ async def cancel_one(task_id: int, ctx: HandlerContext) -> str:
     task = await ctx.repo.get_task(task_id)
     if task is None or not owned(task, ctx):
         return t("cancel.not_found", locale, id=task_id)
-    if task.status not in ACTIVE_STATUSES and task.kind != "reminder.create":
+    # A reminder's task is finished at once; cancelling it stops the reminder.
+    if task.status not in ACTIVE_STATUSES and await ctx.repo.reminder_of_task(task_id) is None:
         return t(
             "cancel.already_finished", locale, id=task_id, status=t(f"state.{task.status}", locale)
         )

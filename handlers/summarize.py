@@ -57,9 +57,6 @@ def split_material(text: str, limit: int = CHUNK_CHARS) -> list[str]:
 class SummarizeHandler(Handler):
     """Plans one summary task, or partial summaries plus a combining task for long material."""
 
-    intents = ("summarize",)
-    kinds = ("summarize", PARTIAL)
-
     async def plan(self, spec: TaskSpec, ctx: HandlerContext) -> Plan:
         """Fetch the material now (it may change later) and split it when it is long."""
         inputs = dict(spec.slots)

@@ -7,9 +7,12 @@ batching backend groups the concurrent calls into batches itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from storage.tables import Task
 
 #: Called as tokens arrive: (tokens generated so far, text generated so far).
 ProgressCallback = Callable[[int, str], None]
@@ -93,4 +96,16 @@ class Generator(Protocol):
 
     async def close(self) -> None:
         """Release the model / connections."""
+        ...
+
+
+class PromptBuilder(Protocol):
+    """Turns a claimed task (and the results it consumes) into a generation request.
+
+    The composition root hands the worker the task-kind registry as its prompt builder, so
+    ``models/`` never imports the handlers that know each kind's prompt.
+    """
+
+    def build(self, task: Task, dependencies: Sequence[Task]) -> GenerationRequest:
+        """The request to generate for ``task``; ``dependencies`` are the results it reads."""
         ...

@@ -17,8 +17,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from handlers import GENERATIVE_KINDS, KIND_HANDLERS
-from models.generation.base import GenerationError, Generator, GeneratorUnavailable
+from models.generation.base import (
+    GenerationError,
+    Generator,
+    GeneratorUnavailable,
+    PromptBuilder,
+)
 from storage.repository import Repository
 from storage.tables import Task
 
@@ -41,17 +45,22 @@ class _Running:
 
 @dataclass
 class Worker:
-    """Runs generative tasks from the shared queue on one generator."""
+    """Runs generative tasks from the shared queue on one generator.
+
+    ``prompts`` builds each task's generation request (the task-kind registry) and
+    ``kinds`` are the task kinds this worker claims (the registry's generative kinds).
+    """
 
     repo: Repository
     generator: Generator
+    prompts: PromptBuilder
+    kinds: Sequence[str]
     worker_id: str = field(default_factory=default_worker_id)
     lease_seconds: float = 60.0
     poll_seconds: float = 0.5
     progress_interval: float = 0.5
     backoff_seconds: float = 2.0
     release_grace_seconds: float = 10.0
-    kinds: Sequence[str] = GENERATIVE_KINDS
     _running: dict[int, _Running] = field(default_factory=dict)
     _unavailable: str | None = None
     _started: bool = False
@@ -133,10 +142,9 @@ class Worker:
                     retryable=False,
                 )
                 return
-            handler = KIND_HANDLERS[task.kind]
             dep_ids = list(task.depends_on) or [int(i) for i in task.inputs.get("results_of", [])]
             dependencies = await self.repo.tasks_by_ids(dep_ids)
-            request = handler.prompt(task, dependencies)
+            request = self.prompts.build(task, dependencies)
             state.max_tokens = max(request.max_new_tokens, 1)
 
             def on_progress(tokens: int, _text: str) -> None:

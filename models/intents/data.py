@@ -12,7 +12,9 @@ An intents file looks like this::
           - 给王经理写封邮件，说明发货延迟
 
 ``examples`` may also be a YAML list of strings. The label ``oos`` holds out-of-scope
-examples. Every structural problem is reported with the line it was found on.
+examples. An intent may carry a ``task:`` block that declares a task kind with no Python
+(:mod:`models.intents.taskblock`). Every structural problem is reported with the line it
+was found on.
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from models.intents.spec import OOS
+from models.intents.taskblock import TaskBlock, TaskBlockError, parse_task_block
 
 #: Where the shipped default intents file lives.
 DEFAULT_INTENTS_PATH = Path(__file__).with_name("default_intents.yaml")
 
-_ALLOWED_INTENT_KEYS = frozenset({"intent", "description", "examples", "slots"})
+_ALLOWED_INTENT_KEYS = frozenset({"intent", "description", "examples", "slots", "task"})
 
 
 class IntentsFileError(ValueError):
@@ -46,12 +49,17 @@ class IntentsFileError(ValueError):
 
 @dataclass(frozen=True)
 class IntentDef:
-    """One intent of an intents file: its name, description, examples and slot hints."""
+    """One intent of an intents file: its name, description, examples and slot hints.
+
+    ``task`` is its task kind when the file declares one; ``line`` is where the intent starts.
+    """
 
     name: str
     description: str = ""
     examples: tuple[str, ...] = ()
     slots: tuple[str, ...] = ()
+    task: TaskBlock | None = None
+    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -148,8 +156,21 @@ def _parse_intent(node: Node, path: Path | str) -> IntentDef:
             slots = [_scalar_str(k, path, "a slot name") for k, _ in slot_node.value]
         else:
             raise IntentsFileError(path, _line(slot_node), "'slots' must be a list or mapping")
+    task: TaskBlock | None = None
+    if "task" in fields:
+        if name == OOS:
+            raise IntentsFileError(path, _line(fields["task"]), f"{OOS!r} cannot have a 'task'")
+        try:
+            task = parse_task_block(fields["task"], name, tuple(slots))
+        except TaskBlockError as exc:
+            raise IntentsFileError(path, exc.line, exc.problem) from exc
     return IntentDef(
-        name=name, description=description, examples=tuple(examples), slots=tuple(slots)
+        name=name,
+        description=description,
+        examples=tuple(examples),
+        slots=tuple(slots),
+        task=task,
+        line=_line(node),
     )
 
 

@@ -6,6 +6,7 @@ summarize ``scope``, ``channel``, ``since``, ``until``, ``last_n``, ``text``;
 reminder.create ``when``, ``recurrence``, ``what``, ``target``; task.status/cancel
 ``task_ids``; digest.subscribe ``cron``, ``timezone``, ``channel``, ``weekly``;
 digest.unsubscribe ``channel``. Times are ISO-8601 strings with the user's UTC offset.
+Kinds declared in the intents file get their declared slots from :func:`generic`.
 """
 
 from __future__ import annotations
@@ -467,3 +468,44 @@ def extract(intent: str, text: str, ctx: SlotContext) -> tuple[dict[str, Any], t
     slots = extractor(text, ctx) if extractor is not None else {}
     missing = tuple(name for name in REQUIRED.get(intent, ()) if not slots.get(name))
     return slots, missing
+
+
+# -- kinds declared in the intents file --------------------------------------------------
+
+#: Slot names of intents-file kinds read as a point in time ("deadline: Friday at 5").
+TIME_SLOTS = frozenset({"when", "time", "date", "deadline", "due", "start", "end", "day"})
+_FOR_TOPIC = re.compile(r"\b(?:for|on|of)\s+(?:the\s+|our\s+|a\s+)?(.+)", re.IGNORECASE)
+_ZH_FOR_TOPIC = re.compile(r"(?:为|给|针对)(.+?)(?:写|做|起草|准备|制定)")
+
+
+def generic(names: list[str], text: str, ctx: SlotContext) -> dict[str, Any]:
+    """Values of the ``names`` slots an intents-file kind declares, found in ``text``.
+
+    Understood: ``topic`` (after "about"/"regarding"/…, else after "for"/"on"),
+    ``recipients`` (names, emails, @mentions), time-like slots (:data:`TIME_SLOTS`, as
+    ISO-8601), ``channel``, ``task_ids``, ``tone`` and ``length``. A slot that cannot be
+    found is left out, so the router asks for it when it is required.
+    """
+    found: dict[str, Any] = {}
+    for name in names:
+        value: Any = None
+        if name == "topic":
+            value = _topic(text)
+            if value is None:
+                match = _FOR_TOPIC.search(text) or _ZH_FOR_TOPIC.search(text)
+                value = match.group(1).strip(" .,;!?。，") if match else None
+        elif name == "recipients":
+            value = recipients(text) or None
+        elif name in TIME_SLOTS:
+            value = reminder_slots(text, ctx)["when"]
+        elif name == "channel":
+            value = _channel(text)
+        elif name == "task_ids":
+            value = task_ids(text) or None
+        elif name == "tone":
+            value = _tone(text)
+        elif name == "length":
+            value = _length(text)
+        if value:
+            found[name] = value
+    return found
