@@ -113,6 +113,62 @@ def test_message_becomes_the_expected_ordered_tasks(
     assert [s.depends_on for s in specs] == depends
 
 
+# Requests that name addresses, links, files, versions, decimals or abbreviations: their dots
+# never end a request (English and Chinese).
+PROTECTED: list[tuple[str, list[str], list[tuple[int, ...]]]] = [
+    ("draft an email to jane.doe@example.com about the contract renewal", ["email.draft"], [()]),
+    (
+        "summarize this article https://x.io/a.b and then email the summary to Priya",
+        ["summarize", "email.draft"],
+        [(), (0,)],
+    ),
+    (
+        "remind me in 3.5 hours to call Mr. Lee about report_v1.2.pdf, e.g. before lunch",
+        ["reminder.create"],
+        [()],
+    ),
+    ("给jane.doe@example.com写一封邮件说明report_v1.2.pdf的改动", ["email.draft"], [()]),
+    ("3.5小时后提醒我给Mr. Lee打电话，确认v2.1版本", ["reminder.create"], [()]),
+]
+
+
+@pytest.mark.parametrize(
+    ("message", "intents", "depends"), PROTECTED, ids=[c[0][:40] for c in PROTECTED]
+)
+def test_dots_in_addresses_files_numbers_and_abbreviations_never_split(
+    classifier: IntentClassifier, message: str, intents: list[str], depends: list[tuple[int, ...]]
+) -> None:
+    specs = classifier.parse(message, now_iso=NOW, timezone=TZ)
+    assert [s.intent for s in specs] == intents
+    assert [s.depends_on for s in specs] == depends
+
+
+def test_the_address_stays_the_recipient(classifier: IntentClassifier) -> None:
+    [spec] = classifier.parse(
+        "draft an email to jane.doe@example.com about the contract renewal", now_iso=NOW
+    )
+    assert "jane.doe@example.com" in spec.slots["recipients"]
+
+
+def test_cancel_and_status_in_one_message_are_two_tasks(classifier: IntentClassifier) -> None:
+    specs = classifier.parse("cancel task 12 and show me what's still running", now_iso=NOW)
+    assert [s.intent for s in specs] == ["task.cancel", "task.status"]
+    assert specs[0].slots["task_ids"] == [12]
+
+
+def test_another_one_is_a_second_email_of_its_own(classifier: IntentClassifier) -> None:
+    message = "write an email to Lee about the offsite and another one to Kim about the budget"
+    specs = classifier.parse(message, now_iso=NOW)
+    assert [s.intent for s in specs] == ["email.draft", "email.draft"]
+    assert [message[s.span[0] : s.span[1]] for s in specs] == [
+        "write an email to Lee about the offsite",
+        "another one to Kim about the budget",
+    ]
+    assert specs[0].slots["recipients"] == ["Lee"]
+    assert specs[1].slots["topic"] == "the budget"
+    assert [s.depends_on for s in specs] == [(), ()]
+
+
 def test_table_has_at_least_thirty_cases() -> None:
     assert len(CASES) >= 30
 
