@@ -4,8 +4,9 @@ Inbound: private text, group messages that mention or reply to the bot, commands
 inline-button presses become :class:`~bot.types.Inbound` / :class:`~bot.types.ActionEvent`
 for the router. Other group messages are only remembered (chat memory) for ``/summarize``,
 because the Bot API cannot read a chat's history. Updates arrive by long polling, or by
-webhook when ``TELEGRAM_WEBHOOK_URL`` is set (python-telegram-bot's server answers 403 to a
-wrong or missing secret, so nothing is stored for such a request).
+webhook when ``TELEGRAM_WEBHOOK_URL`` is set: :mod:`bot.adapters.telegram_webhook` answers
+403 to a wrong or missing secret, 400/413 to a malformed or oversized update (never a 5xx), and
+only then puts the update on python-telegram-bot's queue.
 
 Outbound: :meth:`TelegramAdapter.send` / :meth:`~TelegramAdapter.edit` write the progress and
 result messages, skipping edits that would not change anything, paced under Telegram's flood
@@ -58,7 +59,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.adapters.base import DeliveryError, Services
+from bot.adapters.base import DeliveryError, PostLookup, Services
+from bot.adapters.telegram_webhook import ACCEPTED_KINDS, Malformed, WebhookServer
 from bot.errors import report
 from bot.render import split_text
 from bot.texts import detect_locale, t
@@ -87,8 +89,8 @@ COMMANDS = (
     "forget",
     "privacy",
 )
-#: Updates the bot asks Telegram for.
-ALLOWED_UPDATES = ["message", "callback_query"]
+#: Updates the bot asks Telegram for (the kinds its webhook accepts; others are dropped).
+ALLOWED_UPDATES = list(ACCEPTED_KINDS)
 
 
 def text(key: str, locale: str, **values: object) -> str:
@@ -255,6 +257,7 @@ class TelegramAdapter:
         self._chat_types: dict[int, str] = {}
         self._last_typing: dict[int, float] = {}
         self._username = ""
+        self._webhook: WebhookServer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -267,14 +270,16 @@ class TelegramAdapter:
 
     def build_application(self) -> Application[Any, Any, Any, Any, Any, Any]:
         """The PTB Application with atombot's handlers (not started)."""
-        app = (
+        builder = (
             ApplicationBuilder()
             .token(self.token)
             .base_url(self.api_url)
             .base_file_url(file_url_for(self.api_url))
             .concurrent_updates(PerChatUpdateProcessor())
-            .build()
         )
+        if self.webhook_url:
+            builder = builder.updater(None)  # our own server feeds the update queue
+        app = builder.build()
         app.add_handler(TypeHandler(Update, self._gate), group=-1)
         app.add_handler(CommandHandler(("start", "help"), self._on_help))
         app.add_handler(CommandHandler("email", self._on_email))
@@ -300,18 +305,21 @@ class TelegramAdapter:
         self._username = app.bot.username
         await self._register_commands()
         await app.start()
-        assert app.updater is not None
         if self.webhook_url:
             secret = self.webhook_secret or secrets.token_urlsafe(32)
-            await app.updater.start_webhook(
+            self._webhook = WebhookServer(
+                path=urlparse(self.webhook_url).path,
+                secret=secret,
+                deliver=self._enqueue,
                 listen=self.webhook_listen,
                 port=self.port,
-                url_path=urlparse(self.webhook_url).path.lstrip("/"),
-                webhook_url=self.webhook_url,
-                secret_token=secret,
-                allowed_updates=ALLOWED_UPDATES,
+            )
+            await self._webhook.start()
+            await app.bot.set_webhook(
+                url=self.webhook_url, secret_token=secret, allowed_updates=ALLOWED_UPDATES
             )
         else:
+            assert app.updater is not None
             await app.updater.start_polling(
                 poll_interval=0.0,
                 timeout=dtm.timedelta(seconds=self.poll_timeout),
@@ -322,6 +330,9 @@ class TelegramAdapter:
     async def stop(self) -> None:
         """Stop receiving updates and close the connections."""
         app, self._app = self._app, None
+        webhook, self._webhook = self._webhook, None
+        if webhook is not None:
+            await webhook.stop()
         if app is None:
             return
         if app.updater is not None and app.updater.running:
@@ -343,6 +354,15 @@ class TelegramAdapter:
             except TelegramError as exc:
                 # A menu without commands is no reason not to serve messages.
                 log.warning("setMyCommands (%s) failed: %s", locale, exc)
+
+    async def _enqueue(self, data: dict[str, Any]) -> None:
+        """Queue a webhook update that passed the edge's checks (see ``telegram_webhook``)."""
+        app = self.application
+        try:
+            update = Update.de_json(data, app.bot)
+        except Exception:  # its message would quote the payload
+            raise Malformed("not an Update") from None
+        await app.update_queue.put(update)
 
     def _on_polling_error(self, exc: TelegramError) -> None:
         log.warning("Telegram polling error: %s", exc)
@@ -567,17 +587,25 @@ class TelegramAdapter:
         if message is None:
             return
         args = self._args(context)
-        last = re.search(r"\d+", args)
+        last = re.fullmatch(r"(?:last\s+|最近\s*)?(\d+)(?:\s*(?:messages?|条))?", args, re.I)
         fetch = self._summary_fetcher(
             message,
             since_message=message.reply_to_message,
-            last=int(last.group()) if last else None,
+            last=int(last.group(1)) if last else None,
         )
-        if not await fetch("channel", {}):
+        # A time window ("since yesterday") is read from the request's slots later; here only
+        # a chat with nothing kept at all, or nothing today for a plain /summarize, is told so.
+        probe = (
+            fetch
+            if not args or last
+            else self._summary_fetcher(message, since_message=None, last=1)
+        )
+        if not await probe("channel", {}):
             locale = self._locale(update.effective_user, args)
             await self._say(message.chat.id, text("tg.summarize.empty", locale))
             return
-        await self._route(update, message, "summarize this channel", fetch)
+        request = "summarize this channel" + (f" {args}" if args and not last else "")
+        await self._route(update, message, request, fetch)
 
     async def _on_status(self, update: Update, context: Context) -> None:
         message = update.effective_message
@@ -653,11 +681,17 @@ class TelegramAdapter:
     def _summary_fetcher(
         self, message: Message, *, since_message: Message | None, last: int | None
     ) -> Callable[[str, dict[str, Any]], Awaitable[list[dict[str, str]]]]:
+        """Kept messages for a summary, chosen in this order: from the replied message on;
+        the slots' ``last_n``; the slots' ``since``/``until`` window; the command's ``last``;
+        else today's."""
         chat_id = str(message.chat.id)
         request_id = message.message_id
 
         async def fetch(scope: str, slots: dict[str, Any]) -> list[dict[str, str]]:
             repo = self.services.repo
+            since, until = _slot_time(slots, "since"), _slot_time(slots, "until")
+            last_n = slots.get("last_n")
+            wanted = last_n if isinstance(last_n, int) and not isinstance(last_n, bool) else None
             if since_message is not None:
                 rows = await repo.chat_messages(
                     platform=PLATFORM,
@@ -669,9 +703,22 @@ class TelegramAdapter:
                 rows = [r for r in rows if _int(r.message_id) >= since_message.message_id]
                 if not rows and (since_message.text or since_message.caption):
                     return [_as_material(since_message)]
-            elif last is not None:
+            elif wanted is not None or (last is not None and since is None and until is None):
+                count = wanted if wanted is not None else last
                 rows = await repo.chat_messages(
-                    platform=PLATFORM, tenant=self.tenant, channel=chat_id, limit=max(1, last)
+                    platform=PLATFORM,
+                    tenant=self.tenant,
+                    channel=chat_id,
+                    limit=min(max(1, count or 1), 1000),
+                )
+            elif since is not None or until is not None:
+                rows = await repo.chat_messages(
+                    platform=PLATFORM,
+                    tenant=self.tenant,
+                    channel=chat_id,
+                    since=since,
+                    until=until,
+                    limit=1000,
                 )
             else:
                 start_of_day = dtm.datetime.now(ZoneInfo(self.timezone)).replace(
@@ -724,8 +771,11 @@ class TelegramAdapter:
 
     # -- outbound --------------------------------------------------------------------------
 
-    async def send(self, target: Target, view: View) -> str:
-        """Post a view as a new message (long text split, buttons on the last part)."""
+    async def send(self, target: Target, view: View, *, client_id: str | None = None) -> str:
+        """Post a view as a new message (long text split, buttons on the last part).
+
+        ``client_id`` is not sent: the Bot API keeps no client-side id (see ``find_sent``).
+        """
         chat_id = int(target.channel)
         body = view.text or "…"
         markup = keyboard(view)
@@ -766,9 +816,17 @@ class TelegramAdapter:
         if _active(view):
             await self._typing(chat_id)
 
-    async def notify(self, target: Target, text_: str) -> None:
+    async def notify(self, target: Target, text_: str, *, client_id: str | None = None) -> None:
         """Post a plain message (reminders, digests), split when long."""
         await self._say(int(target.channel), text_, thread=_thread(target), raise_errors=True)
+
+    async def find_sent(self, target: Target, client_id: str, *, since: dtm.datetime) -> PostLookup:
+        """Bots cannot read chat history nor list their own messages: cannot tell.
+
+        The Bot API has no client-side id or idempotency key for ``sendMessage`` either, so
+        a post interrupted after Telegram applied it is posted again (at least once).
+        """
+        return PostLookup(searchable=False)
 
     async def _say(
         self,
@@ -836,8 +894,8 @@ class TelegramAdapter:
                 raise DeliveryError(exc.message, retryable=False) from exc
             except Forbidden as exc:
                 raise DeliveryError(exc.message, retryable=False) from exc
-            except NetworkError as exc:
-                raise DeliveryError(exc.message, retryable=True) from exc
+            except NetworkError as exc:  # incl. TimedOut: the request may have reached Telegram
+                raise DeliveryError(exc.message, retryable=True, maybe_sent=True) from exc
             except TelegramError as exc:
                 raise DeliveryError(exc.message, retryable=True) from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -878,6 +936,18 @@ def _hhmm(when: dtm.datetime, timezone: str) -> str:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dtm.UTC)
     return when.astimezone(ZoneInfo(timezone)).strftime("%H:%M")
+
+
+def _slot_time(slots: dict[str, Any], name: str) -> dtm.datetime | None:
+    """A time slot (ISO 8601, from the intent parser) in UTC; None when absent or unreadable."""
+    value = slots.get(name)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = dtm.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=dtm.UTC)).astimezone(dtm.UTC)
 
 
 def _int(value: str) -> int:

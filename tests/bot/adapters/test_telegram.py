@@ -6,6 +6,7 @@ import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -342,6 +343,50 @@ async def test_summarize_last_n_takes_the_latest_messages(start: Start) -> None:
         "two",
         "three",
     ]
+
+
+async def _keep(h: Harness, text: str, *, days_ago: float, message_id: int) -> None:
+    """A group message the bot kept ``days_ago`` days ago."""
+    await h.app.repo.remember_message(
+        ChatMessage(
+            platform="telegram",
+            tenant=BOT_ID,
+            channel=str(GROUP),
+            message_id=str(message_id),
+            author="Ann",
+            text=text,
+            sent_at=utcnow() - timedelta(days=days_ago),
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("how", "request_text"),
+    [("command", "since yesterday"), ("mention", "summarize this chat since yesterday")],
+)
+async def test_summarize_since_yesterday_reads_the_window_not_only_today(
+    start: Start, how: str, request_text: str
+) -> None:
+    h = await start()
+    await _keep(h, "Old news from last week.", days_ago=3, message_id=900_001)
+    await _keep(h, "We ship on Friday.", days_ago=1, message_id=900_002)
+    await h.fake.group_message("Dana owns QA.", chat_id=GROUP, user_id=1002)
+    await eventually(lambda: _count(h.remembered(), 3))
+    if how == "command":
+        await h.fake.command("summarize", request_text, chat_id=GROUP)
+    else:
+        await h.fake.group_message(request_text, chat_id=GROUP, mention_bot=True)
+    await eventually(lambda: h.fake.bot_messages(GROUP))
+    (task,) = await h.tasks()
+    assert task.kind == "summarize"
+    material = task.inputs["material"]
+    assert "We ship on Friday." in material
+    assert "Dana owns QA." in material
+    assert "Old news from last week." not in material
+
+
+async def _count(rows: Awaitable[list[str]], n: int) -> bool:
+    return len(await rows) == n
 
 
 async def test_reply_command_drafts_a_reply_to_the_replied_message(start: Start) -> None:
