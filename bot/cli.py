@@ -8,9 +8,13 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
+
+if TYPE_CHECKING:
+    from bot.adapters.console import ConsoleAdapter
 
 RUN_HELP = (
     "Run the bot: adapters (Slack/Telegram when their tokens are set, else the console), "
@@ -48,12 +52,39 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             adapter.wait_timeout = args.wait_timeout
         if args.slack_port is not None and adapter.platform == "slack":
             adapter.port = args.slack_port  # type: ignore[attr-defined]
+    if any(isinstance(adapter, ConsoleAdapter) for adapter in adapters):
+        from bot.texts import t
+
+        print(t("console.starting", "en", log_file=console_log_file(settings)), file=sys.stderr)
     app = await build_app(settings, adapters=adapters, with_worker=not args.no_worker)
     for adapter in adapters:
         if isinstance(adapter, ConsoleAdapter):
             adapter.on_finished = app.stop_event.set
+            _show_model_status(app.worker.generator if app.worker else None, adapter)
     await app.run()
     return 0
+
+
+def _show_model_status(generator: object, console: ConsoleAdapter) -> None:
+    """Let the console show the text model's loading (only the in-process backend loads)."""
+    from models.generation.hf import HFGenerator
+
+    if isinstance(generator, HFGenerator):
+        generator.on_status = console.model_status
+
+
+def console_log_file(settings: Settings) -> Path:
+    """Where ``atombot run`` with the console adapter writes the full log."""
+    return settings.data_dir / "atombot.log"
+
+
+def _console_mode(args: argparse.Namespace, settings: Settings) -> bool:
+    """Whether this command talks to a person in the terminal (no Slack/Telegram adapter)."""
+    if args.command == "worker":
+        return False
+    if args.command == "run":
+        return not (settings.slack_bot_token or settings.telegram_bot_token)
+    return True
 
 
 async def _worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -78,7 +109,9 @@ async def _worker(args: argparse.Namespace, settings: Settings) -> int:
 class _NoParser:
     """The worker process classifies nothing."""
 
-    def parse(self, text: str, *, now_iso: str | None = None, timezone: str = "UTC") -> list[Any]:
+    def parse(
+        self, text: str, *, now_iso: str | None = None, timezone: str = "UTC", traits: Any = None
+    ) -> list[Any]:
         return []
 
 
@@ -217,11 +250,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_arg_parser()
     args = parser.parse_args(argv)
     settings = Settings()
-    logging.basicConfig(
-        level=(args.log_level or settings.log_level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    from bot.logs import configure_logging, settings_secrets
+
+    # Tokens and secrets are redacted from every log line (httpx logs the bot token's URL).
+    # In the terminal, libraries' INFO lines (alembic, the hub) would bury the conversation:
+    # they are shown from WARNING up, and `run` keeps the full log in a file.
+    console = _console_mode(args, settings)
+    chat = console and args.command == "run"
+    if chat:
+        from models.generation.hf import hide_progress_bars
+
+        hide_progress_bars()
+    setup = configure_logging(
+        args.log_level or settings.log_level,
+        secrets=settings_secrets(settings),
         stream=sys.stderr,
+        console_mode=console,
+        log_file=console_log_file(settings) if chat else None,
     )
+    if chat and not (args.log_level or "log_level" in settings.model_fields_set):
+        # The chat shows only warnings and errors; the file has the whole log. APScheduler's
+        # "run time of job … was missed" (a busy CPU delayed a 1 s tick) is no news to a person.
+        setup.handlers[0].setLevel(logging.WARNING)
+        setup.handlers[0].addFilter(
+            lambda record: (
+                record.levelno >= logging.ERROR or not record.name.startswith("apscheduler")
+            )
+        )
     # APScheduler logs every run of every job at INFO; ours run each second.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     func = args.func

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import TextIO
 
-from bot.adapters.base import Services
+from bot.adapters.base import PostLookup, Services
 from bot.texts import detect_locale, t
 from bot.types import Action, ActionEvent, Inbound, Target, View
 from storage.tables import TERMINAL_STATUSES
@@ -31,6 +32,7 @@ class ConsoleAdapter:
         *,
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
         user: str = "console",
         tenant: str = "local",
         channel: str = "console",
@@ -39,6 +41,7 @@ class ConsoleAdapter:
     ) -> None:
         self._stdin = stdin
         self._stdout = stdout
+        self._stderr = stderr
         self.user = user
         self.tenant = tenant
         self.channel = channel
@@ -57,9 +60,24 @@ class ConsoleAdapter:
         stream.write(text + "\n")
         stream.flush()
 
+    def _note(self, text: str) -> None:
+        """A line about the bot itself (greeting, model loading): stderr, so that stdout
+        carries only the conversation."""
+        stream = self._stderr or sys.stderr
+        stream.write(text + "\n")
+        stream.flush()
+
+    def model_status(self, event: str, seconds: float) -> None:
+        """Show the text model's load status (``"loading"``, ``"ready"``) on stderr."""
+        if event == "loading":
+            self._note(t("console.model_loading", "en"))
+        elif event == "ready":
+            self._note(t("console.model_ready", "en", seconds=round(seconds)))
+
     async def start(self, services: Services) -> None:
-        """Start reading lines in the background."""
+        """Greet (on stderr) with what to type, and start reading lines in the background."""
         self._services = services
+        self._note(t("console.greeting", "en"))
         self._reader = asyncio.create_task(self._read_loop())
 
     async def stop(self) -> None:
@@ -157,7 +175,7 @@ class ConsoleAdapter:
                 return
             await asyncio.sleep(0.1)
 
-    async def send(self, target: Target, view: View) -> str:
+    async def send(self, target: Target, view: View, *, client_id: str | None = None) -> str:
         """Print the view; the message id is a counter."""
         self._next_id += 1
         message_id = str(self._next_id)
@@ -169,9 +187,13 @@ class ConsoleAdapter:
         """Print only the parts of the view not printed before for this message."""
         self._print_new(message_id, view)
 
-    async def notify(self, target: Target, text: str) -> None:
+    async def notify(self, target: Target, text: str, *, client_id: str | None = None) -> None:
         """Print a reminder or digest."""
         self._out(text)
+
+    async def find_sent(self, target: Target, client_id: str, *, since: datetime) -> PostLookup:
+        """A console keeps no record of what an earlier process printed: cannot tell."""
+        return PostLookup(searchable=False)
 
     def _print_new(self, message_id: str, view: View) -> None:
         seen = self._printed.setdefault(message_id, set())

