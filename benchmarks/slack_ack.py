@@ -1,13 +1,16 @@
 """Slack ack latency: ``atombot run --slack-port`` beside a bare slack-bolt app that only acks.
 
 Both servers run as subprocesses on this machine in the same run and talk to one local fake
-Slack Web API (tests/fakes/slack_api.py). The load generator sends N signed ``/atom`` slash
-commands with C in flight and times each HTTP answer. atombot classifies every command and
-stores its tasks before answering (or answers "working on it" if that would overrun its
-2 s budget); the bare app answers at once. Prints p50/p99 per server and their ratio.
+Slack Web API (tests/fakes/slack_api.py). For each concurrency C the load generator sends N
+signed ``/atom`` slash commands to each server with C in flight and times each HTTP answer;
+the servers take turns in rounds (atombot, bare, bare, atombot, ...) so that a noisy machine
+hurts both alike. atombot acks at once ("working on it") and routes in the background: its
+round lasts until every receipt has reached the fake's response_url, so its background work
+falls in its own rounds. Prints the machine, p50/p99 per server and the p99 ratio.
 
-    python benchmarks/slack_ack.py                 # 500 requests, 50 concurrent
-    python benchmarks/slack_ack.py -n 200 -c 20 --no-worker
+    python benchmarks/slack_ack.py                       # 200 requests per server, at 20 and 50
+    python benchmarks/slack_ack.py -n 400 -c 20 50 --no-worker
+    python benchmarks/slack_ack.py -c 50 --profile ack.prof   # then: python -m pstats ack.prof
 
 The first run trains the intent classifier into the data directory (cached afterwards).
 """
@@ -18,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import platform
 import socket
 import statistics
 import subprocess
@@ -35,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from bot.adapters.slack.adapter import text as slack_text  # noqa: E402
 from tests.fakes.slack_api import FakeSlack, SignedRequest  # noqa: E402
 
-DEFERRED = slack_text("slack.ack.working", "en")
+WORKING = slack_text("slack.ack.working", "en")
 REQUESTS = (
     "draft an email to Dana about the delayed shipment",
     "summarize #sales since yesterday",
@@ -139,15 +143,34 @@ def percentile(values: Sequence[float], q: float) -> float:
     return statistics.quantiles(ordered, n=1000, method="inclusive")[int(q * 10) - 1]
 
 
+def machine() -> str:
+    """CPU model, cores usable by this process, and the load average (others' work)."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return f"{model}, {cores} cores (of {os.cpu_count()}), load average {load}"
+
+
 def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """Start a server subprocess with its output in ``log``."""
     handle = log.open("wb")
     return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
 
 
+Result = tuple[list[float], list[int], list[str]]
+
+
 async def run(args: argparse.Namespace) -> None:
-    """Start the fake, both servers, load each in turn, print the figures."""
+    """Start the fake, both servers, load them in alternating rounds, print the figures."""
     work: Path = args.work
+    print(f"machine: {machine()}", flush=True)
     async with FakeSlack(rate_limits={}) as fake:
         env = {
             **os.environ,
@@ -167,7 +190,8 @@ async def run(args: argparse.Namespace) -> None:
 
             env["ATOMBOT_MODEL"] = str(build_tiny_model(work / "tiny-lm"))
         bot_port, bare_port = free_port(), free_port()
-        atombot_cmd = [sys.executable, "-m", "bot", "run", "--slack-port", str(bot_port)]
+        profile = ["-m", "cProfile", "-o", str(args.profile)] if args.profile else []
+        atombot_cmd = [sys.executable, *profile, "-m", "bot", "run", "--slack-port", str(bot_port)]
         if args.no_worker:
             atombot_cmd.append("--no-worker")
         bare_cmd = [sys.executable, __file__, "--serve-bare", str(bare_port), fake.api_url]
@@ -175,18 +199,45 @@ async def run(args: argparse.Namespace) -> None:
             "atombot": (start(atombot_cmd, env, work / "atombot.log"), bot_port),
             "bare bolt": (start(bare_cmd, env, work / "bare.log"), bare_port),
         }
-        results: dict[str, tuple[list[float], list[int], list[str]]] = {}
+        urls = {
+            name: f"http://127.0.0.1:{port}/slack/events" for name, (_, port) in servers.items()
+        }
+        results: dict[tuple[int, str], Result] = {}
+        sent = 0
+
+        async def one_round(name: str, concurrency: int, count: int) -> None:
+            nonlocal sent
+            requests = [
+                fake.signed_slash_command(
+                    REQUESTS[(sent + i) % len(REQUESTS)], user_id=f"U{i % 40:04d}"
+                )
+                for i in range(count)
+            ]
+            sent += count
+            receipts = len(fake.response_url_posts)
+            latencies, statuses, bodies = await load(urls[name], requests, concurrency)
+            if name == "atombot":
+                # The round lasts until atombot's background work for it is done.
+                await fake.wait_until(
+                    lambda: len(fake.response_url_posts) >= receipts + count, within_s=600
+                )
+            kept = results.setdefault((concurrency, name), ([], [], []))
+            kept[0].extend(latencies)
+            kept[1].extend(statuses)
+            kept[2].extend(bodies)
+
         try:
-            for name, (process, port) in servers.items():
-                url = f"http://127.0.0.1:{port}/slack/events"
-                await wait_until_serving(url, process, limit=600)
-                warmup = [fake.signed_slash_command("help", user_id="U0WARM") for _ in range(5)]
-                await load(url, warmup, 5)
-                requests = [
-                    fake.signed_slash_command(REQUESTS[i % len(REQUESTS)], user_id=f"U{i % 40:04d}")
-                    for i in range(args.requests)
-                ]
-                results[name] = await load(url, requests, args.concurrency)
+            for name, (process, _) in servers.items():
+                await wait_until_serving(urls[name], process, limit=900)
+                warmup = [fake.signed_slash_command("help", user_id="U0WARM") for _ in range(10)]
+                await load(urls[name], warmup, 5)
+            await asyncio.sleep(2)
+            order = list(servers)
+            for concurrency in args.concurrency:
+                per_round = max(1, args.requests // args.rounds)
+                for round_no in range(args.rounds):
+                    for name in order if round_no % 2 == 0 else reversed(order):
+                        await one_round(name, concurrency, per_round)
         finally:
             for process, _ in servers.values():
                 process.terminate()
@@ -197,22 +248,32 @@ async def run(args: argparse.Namespace) -> None:
                     process.kill()
 
     print(
-        f"{args.requests} signed slash commands, {args.concurrency} concurrent, "
-        f"worker={'off' if args.no_worker else 'on (tiny model)'}, cpus={os.cpu_count()}"
+        f"signed slash commands: {args.requests} per server and concurrency, in {args.rounds} "
+        f"alternating rounds; worker={'off' if args.no_worker else 'on (tiny model)'}"
     )
+    print(f"machine at the end: {machine()}")
     print(
-        f"{'server':<10} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} {'non-200':>8} {'deferred':>9}"
+        f"{'conc':>4} {'server':<10} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} "
+        f"{'non-200':>8} {'acked at once':>14}"
     )
-    summary: dict[str, tuple[float, float]] = {}
-    for name, (latencies, statuses, bodies) in results.items():
-        p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-        summary[name] = (p50, p99)
-        # atombot acks "working on it" when classification would overrun its budget.
-        deferred = sum(DEFERRED in reply_text(body) for body in bodies)
-        bad = sum(status != 200 for status in statuses)
-        print(f"{name:<10} {p50:>9.1f} {p99:>9.1f} {max(latencies):>9.1f} {bad:>8} {deferred:>9}")
-    (bot50, bot99), (bare50, bare99) = summary["atombot"], summary["bare bolt"]
-    print(f"ratio atombot/bare: p50 {bot50 / bare50:.1f}x, p99 {bot99 / bare99:.1f}x")
+    for concurrency in args.concurrency:
+        summary: dict[str, tuple[float, float]] = {}
+        for name in servers:
+            latencies, statuses, bodies = results[(concurrency, name)]
+            p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+            summary[name] = (p50, p99)
+            immediate = sum(WORKING in reply_text(body) for body in bodies)
+            bad = sum(status != 200 for status in statuses)
+            print(
+                f"{concurrency:>4} {name:<10} {p50:>9.1f} {p99:>9.1f} {max(latencies):>9.1f} "
+                f"{bad:>8} {immediate:>14}"
+            )
+        (bot50, bot99), (bare50, bare99) = summary["atombot"], summary["bare bolt"]
+        ratio = bot99 / bare99
+        print(
+            f"{concurrency:>4} ratio atombot/bare: p50 {bot50 / bare50:.2f}x, p99 {ratio:.2f}x "
+            f"({'within' if ratio <= 1.5 else 'OVER'} 1.5x)"
+        )
     print(f"logs and database in {work}")
 
 
@@ -221,12 +282,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("-n", "--requests", type=int, default=500)
-    parser.add_argument("-c", "--concurrency", type=int, default=50)
+    parser.add_argument(
+        "-n", "--requests", type=int, default=200, help="per server and concurrency"
+    )
+    parser.add_argument("-c", "--concurrency", type=int, nargs="+", default=[20, 50])
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per concurrency")
     parser.add_argument(
         "--no-worker", action="store_true", help="run atombot without its generation worker"
     )
     parser.add_argument("--data-dir", default=None, help="keep the classifier cache and logs here")
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help="run atombot under cProfile, its event-loop thread, into FILE",
+    )
     parser.add_argument(
         "--serve-bare", nargs=2, metavar=("PORT", "API_URL"), help=argparse.SUPPRESS
     )

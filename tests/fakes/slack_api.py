@@ -30,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
+import hmac
 import itertools
 import json
 import math
@@ -162,15 +164,20 @@ class Message:
     reply_ts: list[str] = field(default_factory=list)
     edits: list[JSONDict] = field(default_factory=list)
     deleted: bool = False
+    #: Message metadata (``event_type`` + ``event_payload``) posted with it, if any.
+    metadata: JSONDict | None = None
 
     @property
     def is_reply(self) -> bool:
         """Whether the message is a reply inside a thread (not the thread's parent)."""
         return self.thread_ts is not None and self.thread_ts != self.ts
 
-    def to_api(self) -> JSONDict:
-        """The message as Slack's Web API returns it."""
+    def to_api(self, *, include_metadata: bool = False) -> JSONDict:
+        """The message as Slack's Web API returns it (metadata only when asked for, as the
+        history methods' ``include_all_metadata``)."""
         data: JSONDict = {"type": "message", "ts": self.ts, "text": self.text, "user": self.user}
+        if include_metadata and self.metadata is not None:
+            data["metadata"] = self.metadata
         if self.blocks:
             data["blocks"] = self.blocks
         if self.bot_id is not None:
@@ -562,6 +569,21 @@ def _in_range(ts: str, args: JSONDict) -> bool:
     return True
 
 
+def _metadata(args: JSONDict) -> JSONDict | None:
+    """The ``metadata`` argument of a post: an ``event_type`` string and an object payload."""
+    metadata = args.get("metadata")
+    if metadata in (None, ""):
+        return None
+    if (
+        not isinstance(metadata, dict)
+        or not isinstance(metadata.get("event_type"), str)
+        or not metadata["event_type"]
+        or not isinstance(metadata.get("event_payload"), dict)
+    ):
+        raise SlackApiFailure("invalid_metadata_format")
+    return {"event_type": metadata["event_type"], "event_payload": metadata["event_payload"]}
+
+
 def _text_and_blocks(args: JSONDict) -> tuple[str, list[JSONDict]]:
     text = args.get("text")
     blocks = args.get("blocks")
@@ -630,6 +652,7 @@ class FakeSlack:
         self._windows: dict[tuple[str, str], deque[float]] = {}
         self._forced_429: dict[str, deque[int]] = {}
         self._forced_errors: dict[str, deque[str]] = {}
+        self._fail_after_apply: dict[str, deque[str]] = {}
         self._triggers: dict[str, float] = {}
         self._used_triggers: set[str] = set()
         self._socket_tickets: set[str] = set()
@@ -645,6 +668,7 @@ class FakeSlack:
             "chat.delete": (self._chat_delete, "bot"),
             "conversations.history": (self._conversations_history, "bot"),
             "conversations.replies": (self._conversations_replies, "bot"),
+            "conversations.open": (self._conversations_open, "bot"),
             "views.open": (self._views_open, "bot"),
             "views.publish": (self._views_publish, "bot"),
             "auth.test": (self._auth_test, "bot"),
@@ -843,6 +867,13 @@ class FakeSlack:
         """Answer the next `times` calls of `method` with `{"ok": false, "error": error}`."""
         self._forced_errors.setdefault(method, deque()).extend([error] * times)
 
+    def fail_after_apply(
+        self, method: str, error: str = "internal_error", *, times: int = 1
+    ) -> None:
+        """Let the next `times` calls of `method` take effect, then answer HTTP 500 `error`:
+        Slack's "some aspect of the operation may have succeeded" (the bot cannot tell)."""
+        self._fail_after_apply.setdefault(method, deque()).extend([error] * times)
+
     def _rate_limited(self, method: str, args: JSONDict, now: float) -> int | None:
         """Retry-After seconds if this call is over the limit, else None (and count it)."""
         forced = self._forced_429.get(method)
@@ -919,6 +950,9 @@ class FakeSlack:
             if forced:
                 raise SlackApiFailure(forced.popleft())
             body = handler(args)
+            after = self._fail_after_apply.get(method)
+            if after:
+                raise SlackApiFailure(after.popleft(), status=500)
         except SlackApiFailure as failure:
             status = failure.status
             body = {"ok": False, "error": failure.error, **failure.extra}
@@ -1001,6 +1035,7 @@ class FakeSlack:
         text, blocks = _text_and_blocks(args)
         if len(text) > MAX_POST_TEXT:
             raise SlackApiFailure("msg_too_long")
+        metadata = _metadata(args)
         thread_ts = args.get("thread_ts") or None
         message = self._store(
             str(args.get("channel", "")),
@@ -1010,11 +1045,12 @@ class FakeSlack:
             thread_ts=str(thread_ts) if thread_ts else None,
             from_bot=True,
         )
+        message.metadata = metadata
         return {
             "ok": True,
             "channel": message.channel,
             "ts": message.ts,
-            "message": message.to_api(),
+            "message": message.to_api(include_metadata=True),
         }
 
     def _chat_update(self, args: JSONDict) -> JSONDict:
@@ -1067,7 +1103,10 @@ class FakeSlack:
             if not m.deleted and not m.is_reply and _in_range(m.ts, args)
         ]
         top_level.sort(key=lambda m: ts_to_micros(m.ts), reverse=True)
-        return _page([m.to_api() for m in top_level], args, HISTORY_DEFAULT_LIMIT)
+        meta = _as_bool(args.get("include_all_metadata", False))
+        return _page(
+            [m.to_api(include_metadata=meta) for m in top_level], args, HISTORY_DEFAULT_LIMIT
+        )
 
     def _conversations_replies(self, args: JSONDict) -> JSONDict:
         channel = self._channel(args.get("channel"))
@@ -1084,7 +1123,17 @@ class FakeSlack:
             for ts in root.reply_ts
             if not channel.messages[ts].deleted and _in_range(ts, args)
         ]
-        return _page([m.to_api() for m in thread], args, REPLIES_DEFAULT_LIMIT)
+        meta = _as_bool(args.get("include_all_metadata", False))
+        return _page([m.to_api(include_metadata=meta) for m in thread], args, REPLIES_DEFAULT_LIMIT)
+
+    def _conversations_open(self, args: JSONDict) -> JSONDict:
+        users = str(args.get("users") or "")
+        if not users:
+            raise SlackApiFailure("users_list_not_supplied")
+        if "," in users:
+            raise SlackApiFailure("not_enough_users")  # the fake opens DMs only
+        channel = self._channel(self.dm_channel_id(users))
+        return {"ok": True, "channel": {"id": channel.id}}
 
     def _use_trigger(self, trigger_id: Any) -> None:
         key = str(trigger_id or "")
@@ -1479,15 +1528,10 @@ class FakeSlack:
         ts = timestamp if timestamp is not None else int(self.clock())
         if stale:
             ts -= SIGNATURE_MAX_AGE_S + 60
-        signature = self._signer.generate_signature(timestamp=str(ts), body=body)
-        assert signature is not None
-        if bad_signature:
-            signature = (
-                SignatureVerifier("not-" + self.signing_secret).generate_signature(
-                    timestamp=str(ts), body=body
-                )
-                or ""
-            )
+        # Over the raw bytes, as Slack signs (slack_sdk's signer needs UTF-8 bodies).
+        secret = "not-" + self.signing_secret if bad_signature else self.signing_secret
+        digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256)
+        signature = "v0=" + digest.hexdigest()
         headers = {
             "Content-Type": content_type,
             "X-Slack-Request-Timestamp": str(ts),
@@ -1640,6 +1684,13 @@ class FakeSlack:
             envelope["retry_reason"] = retry_reason
         await open_now[-1].ws.send_json(envelope)
         return envelope_id
+
+    async def socket_push_raw(self, frame: str) -> None:
+        """Send one text frame as is on the newest open connection (malformed envelopes)."""
+        open_now = self.open_socket_connections()
+        if not open_now:
+            raise RuntimeError("no open Socket Mode connection")
+        await open_now[-1].ws.send_str(frame)
 
     async def push_event(
         self, event: JSONDict, *, event_id: str | None = None, **kwargs: Any

@@ -2,8 +2,13 @@
 
 Inbound: the slash command, ``@atombot`` mentions (in channels and threads), direct
 messages, the "Summarize thread" / "Draft reply" message shortcuts, result buttons and the
-Home tab. Every listener acknowledges before Slack's 3 s deadline; classification runs
-against a budget and, when it might overrun, the receipt follows through the response_url.
+Home tab. Every request passes the edge first (:mod:`bot.adapters.slack.payloads`): over
+HTTP its size and v0 signature are checked before anything parses it, then its JSON (with a
+nesting limit) and its shape; a request that is not authentic gets 401, a malformed one 400
+(413 when too large), one that is not atombot's 200 and is ignored. Socket Mode envelopes
+get the same checks (:mod:`bot.adapters.slack.socket_mode`). Every listener acknowledges at
+once, before any routing: a slash command is acked "working on it" and its receipt follows
+through the response_url.
 
 Outbound (the :class:`~bot.adapters.base.ChatAdapter` side): one message per request, posted
 and then edited with Block Kit; edits are spaced per channel; 429s are retried after
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -24,9 +30,10 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.error import BoltError
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -35,9 +42,19 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.adapters.base import DeliveryError, Services
+from bot.adapters.base import DeliveryError, PostLookup, Services
 from bot.adapters.slack.blocks import fallback_text, home_view, message_blocks
 from bot.adapters.slack.manifest import SHORTCUT_DRAFT_REPLY, SHORTCUT_SUMMARIZE
+from bot.adapters.slack.payloads import (
+    MAX_BODY_BYTES,
+    Checked,
+    JSONDict,
+    Rejected,
+    authentic,
+    inspect,
+    parse_http_body,
+)
+from bot.adapters.slack.socket_mode import CheckedSocketModeHandler
 from bot.config import Settings
 from bot.errors import report
 from bot.render import split_text
@@ -45,7 +62,6 @@ from bot.texts import detect_locale, t
 from bot.types import ActionEvent, Button, Inbound, Reply, Target, View
 from handlers.base import MessageFetcher
 from handlers.digest import describe_schedule
-from handlers.status import kind_label
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +76,7 @@ SHORTCUT_REQUESTS = {
 }
 
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
+_BUTTON = re.compile(r"^ab:")
 _CHANNEL_REF = re.compile(r"<#([CG][A-Z0-9]+)(?:\|[^>]*)?>")
 _RETRYABLE_ERRORS = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
@@ -68,6 +85,10 @@ _RETRYABLE_ERRORS = frozenset(
 MAX_FETCHED = 1_000
 HISTORY_PAGE = 200
 HOME_TASKS = 15
+#: Message metadata ``event_type`` of posts that carry our client-side id (see ``find_sent``).
+POST_EVENT_TYPE = "atombot_post"
+#: How many recent messages ``find_sent`` reads at most.
+FIND_SENT_LIMIT = 1_000
 
 Ack = Callable[..., Awaitable[Any]]
 Respond = Callable[..., Awaitable[Any]]
@@ -93,6 +114,13 @@ def _epoch(iso: Any) -> str | None:
         return None
 
 
+def _post_metadata(client_id: str | None) -> dict[str, Any] | None:
+    """Message metadata carrying our client-side id (None: no metadata)."""
+    if client_id is None:
+        return None
+    return {"event_type": POST_EVENT_TYPE, "event_payload": {"client_id": client_id}}
+
+
 def _delivery_error(method: str, exc: Exception) -> DeliveryError:
     if isinstance(exc, SlackApiError):
         error = str(exc.response.get("error", "unknown"))
@@ -100,8 +128,11 @@ def _delivery_error(method: str, exc: Exception) -> DeliveryError:
             retry_after = float(exc.response.headers.get("Retry-After", "1"))
             return DeliveryError(f"{method}: ratelimited", retry_after=retry_after)
         retryable = error in _RETRYABLE_ERRORS or exc.response.status_code >= 500
-        return DeliveryError(f"{method}: {error}", retryable=retryable)
-    return DeliveryError(f"{method}: {type(exc).__name__}: {exc}")
+        # Slack's internal_error: "some aspect of the operation may have succeeded".
+        maybe_sent = error == "internal_error" or exc.response.status_code >= 500
+        return DeliveryError(f"{method}: {error}", retryable=retryable, maybe_sent=maybe_sent)
+    # A timeout or dropped connection: the request may have reached Slack.
+    return DeliveryError(f"{method}: {type(exc).__name__}: {exc}", maybe_sent=True)
 
 
 class SlackAdapter:
@@ -122,9 +153,9 @@ class SlackAdapter:
         host: str = "0.0.0.0",
         port: int | None = None,
         path: str = EVENTS_PATH,
-        ack_budget: float = 1.5,
         min_edit_interval: float = 1.0,
         max_rate_limit_retries: int = 3,
+        route_concurrency: int = 2,
     ) -> None:
         if not settings.slack_bot_token:
             raise ValueError("SLACK_BOT_TOKEN is required for the Slack adapter")
@@ -132,7 +163,6 @@ class SlackAdapter:
         self.host = host
         self.port = port
         self.path = path
-        self.ack_budget = ack_budget
         self.private_results = settings.slack_private_results
         self.min_edit_interval = min_edit_interval
         self.max_rate_limit_retries = max_rate_limit_retries
@@ -141,12 +171,15 @@ class SlackAdapter:
         self._client: AsyncWebClient | None = None
         self._bolt: AsyncApp | None = None
         self._runner: web.AppRunner | None = None
-        self._socket: AsyncSocketModeHandler | None = None
+        self._socket: CheckedSocketModeHandler | None = None
         self._bound_port: int | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._edit_locks: dict[str, asyncio.Lock] = {}
         self._last_edit: dict[str, float] = {}
         self._user_cache: dict[str, tuple[str, str]] = {}
+        # Routing (classification, database writes) waits its turn, so that under a burst
+        # the event loop stays free for acknowledging the requests still arriving.
+        self._routing = asyncio.Semaphore(route_concurrency)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -178,7 +211,11 @@ class SlackAdapter:
         return self._services
 
     def build_bolt_app(self) -> AsyncApp:
-        """The bolt app with atombot's listeners (also usable on its own, e.g. in benchmarks)."""
+        """The bolt app with atombot's listeners.
+
+        bolt's own signature check is off: it gets only requests that passed the edge
+        (:meth:`_handle_http` verifies the signature on the raw bytes, Socket Mode needs none).
+        """
         if not self.socket_mode and not self.settings.slack_signing_secret:
             raise ValueError("SLACK_SIGNING_SECRET is required for Slack's HTTP mode")
         self._client = AsyncWebClient(
@@ -192,7 +229,7 @@ class SlackAdapter:
         app = AsyncApp(
             client=self._client,
             signing_secret=self.settings.slack_signing_secret or "socket-mode",
-            request_verification_enabled=not self.socket_mode,
+            request_verification_enabled=False,
             process_before_response=False,
             logger=log,
         )
@@ -200,7 +237,7 @@ class SlackAdapter:
         app.event("app_mention")(self._tracked(self._on_mention))
         app.event("message")(self._tracked(self._on_message))
         app.event("app_home_opened")(self._tracked(self._on_home_opened))
-        app.action(re.compile(r"^ab:"))(self._tracked(self._on_button))
+        app.action(_BUTTON)(self._tracked(self._on_button))
         app.message_shortcut(SHORTCUT_SUMMARIZE)(self._tracked(self._on_shortcut))
         app.message_shortcut(SHORTCUT_DRAFT_REPLY)(self._tracked(self._on_shortcut))
         self._bolt = app
@@ -213,11 +250,13 @@ class SlackAdapter:
         identity = await self.client.auth_test()
         self.bot_user_id = str(identity.get("user_id") or "") or None
         if self.socket_mode:
-            self._socket = AsyncSocketModeHandler(app, self.settings.slack_app_token)
+            self._socket = CheckedSocketModeHandler(
+                app, str(self.settings.slack_app_token), inspect=self._inspect
+            )
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
             log.info("Slack: connected over Socket Mode")
             return
-        web_app = web.Application()
+        web_app = web.Application(client_max_size=MAX_BODY_BYTES)
         web_app.router.add_post(self.path, self._handle_http)
         web_app.router.add_get("/healthz", self._health)
         self._runner = web.AppRunner(web_app, handle_signals=False, access_log=None)
@@ -242,15 +281,58 @@ class SlackAdapter:
             for task in self._background:
                 task.cancel()
 
+    def _inspect(self, body: JSONDict, envelope: str | None = None) -> Checked:
+        """Check a payload's shape, and whether one of atombot's listeners takes it."""
+        return inspect(
+            body,
+            command=self.settings.slack_command,
+            shortcuts=SHORTCUT_REQUESTS,
+            action=lambda action_id: bool(_BUTTON.match(action_id)),
+            envelope=envelope,
+        )
+
     async def _handle_http(self, request: web.Request) -> web.StreamResponse:
+        """The edge in front of bolt: size, signature, JSON depth and shape, then bolt.
+
+        Nothing is parsed before the signature is verified, and only field names and sizes
+        of a refused request are logged, never its content.
+        """
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            return web.Response(status=413, text="request too large")
         try:
-            bolt_request = await to_bolt_request(request)
-            if not isinstance(bolt_request.body, dict):
-                raise ValueError("body is not an object")
-        except (ValueError, AttributeError, TypeError):
-            # Bolt parses the body before verifying the signature; garbage never gets further.
-            return web.Response(status=400, text="malformed body")
-        response = await self._app().async_dispatch(bolt_request)
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return web.Response(status=413, text="request too large")
+        headers = request.headers
+        if not authentic(
+            raw,
+            headers.get("X-Slack-Request-Timestamp"),
+            headers.get("X-Slack-Signature"),
+            str(self.settings.slack_signing_secret),
+        ):
+            log.warning("Slack: refused a request without a valid signature (%d bytes)", len(raw))
+            return web.Response(status=401, text="invalid signature")
+        try:
+            body = parse_http_body(raw, headers.get("Content-Type"))
+            checked = self._inspect(body)
+        except Rejected as rejected:
+            log.warning("Slack: refused a %d-byte request: %s", len(raw), rejected.reason)
+            return web.Response(status=rejected.status, text=rejected.reason)
+        if not checked.handled:
+            log.debug("Slack: ignored a %s", checked.kind)
+            return web.Response(status=200)
+        try:
+            # The body bolt parses is the one checked (bolt would misread some forms).
+            bolt_request = AsyncBoltRequest(
+                body=json.dumps(body), query=request.query_string, headers=dict(headers)
+            )
+            response = await self._app().async_dispatch(bolt_request)
+        except Exception as exc:  # bolt building its context from a payload we let through
+            log.error("Slack: bolt could not take a %s: %s", checked.kind, type(exc).__name__)
+            return web.Response(status=400, text="unprocessable request")
+        if response.status >= 500:
+            log.error("Slack: bolt answered %d to a %s", response.status, checked.kind)
+            return web.Response(status=400, text="unprocessable request")
         return await to_aiohttp_response(response)
 
     async def _health(self, request: web.Request) -> web.Response:
@@ -265,6 +347,8 @@ class SlackAdapter:
         """Keep a listener's task in ``_background`` while it runs (bolt starts it after acking).
 
         ``functools.wraps`` keeps the listener's parameter names, which bolt injects by name.
+        An error is reported here and never reaches bolt: bolt's handler of a listener error
+        clears an ack made just before it, and then answers 404 after 3 s.
         """
 
         @functools.wraps(listener)
@@ -274,6 +358,8 @@ class SlackAdapter:
                 self._background.add(task)
             try:
                 await listener(**kwargs)
+            except Exception as exc:
+                report(exc, where=f"Slack listener {listener.__name__}")
             finally:
                 if task is not None:
                     self._background.discard(task)
@@ -285,12 +371,6 @@ class SlackAdapter:
         me = asyncio.current_task()
         while pending := {task for task in self._background if task is not me}:
             await asyncio.wait(pending)
-
-    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        return task
 
     # ------------------------------------------------------------------ inbound
 
@@ -323,14 +403,18 @@ class SlackAdapter:
 
     async def _route_or_apologise(self, inbound: Inbound, *, thread: str | None) -> Reply:
         try:
-            return await self._route(inbound, thread=thread)
+            async with self._routing:
+                return await self._route(inbound, thread=thread)
         except Exception as exc:
             report(exc, where=f"Slack routing of {inbound.event_id}")
             return Reply(t("error.internal", detect_locale(inbound.text)))
 
     async def _on_command(self, ack: Ack, command: dict[str, Any], respond: Respond) -> None:
-        """``/atom <request>``: ack with the receipt if classification is quick, else follow up."""
+        """``/atom <request>``: ack at once, route, then send the receipt (response_url)."""
         request_text = str(command.get("text") or "").strip() or "help"
+        locale = detect_locale(request_text)
+        # Nothing slow before the ack: under load every wait here adds to Slack's 3 s.
+        await ack(text=text("slack.ack.working", locale), response_type="ephemeral")
         channel = str(command["channel_id"])
         inbound = Inbound(
             platform=PLATFORM,
@@ -342,16 +426,16 @@ class SlackAdapter:
             private=channel.startswith("D") or self.private_results,
             user_name=command.get("user_name"),
         )
-        work = self._spawn(self._route_or_apologise(inbound, thread=None))
-        done, _ = await asyncio.wait({work}, timeout=self.ack_budget)
-        if work in done:
-            await ack(text=work.result().text, response_type="ephemeral")
-            return
-        await ack(
-            text=text("slack.ack.working", detect_locale(request_text)), response_type="ephemeral"
-        )
-        reply: Reply = await work
-        await respond(text=reply.text, response_type="ephemeral")
+        reply = await self._route_or_apologise(inbound, thread=None)
+        if reply.text and not reply.duplicate:
+            await self._respond(respond, reply.text, where=inbound.event_id)
+
+    async def _respond(self, respond: Respond, reply: str, *, where: str) -> None:
+        try:
+            await respond(text=reply, response_type="ephemeral", replace_original=False)
+        except (BoltError, SlackApiError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            # BoltError: the payload came without a response_url (a Home tab button).
+            log.warning("Slack: answer to %s not sent: %s", where, type(exc).__name__)
 
     async def _on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         """``@atombot …`` in a channel or thread; results go to the thread."""
@@ -428,7 +512,7 @@ class SlackAdapter:
         )
         reply = await self._route_or_apologise(inbound, thread=thread)
         if not reply.duplicate and reply.text:
-            await respond(text=reply.text, response_type="ephemeral")
+            await self._respond(respond, reply.text, where=inbound.event_id)
 
     async def _on_button(
         self, ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
@@ -461,7 +545,7 @@ class SlackAdapter:
             reply = Reply(t("error.internal", "en"), ephemeral=True)
         self.services.notify()
         if reply.text:
-            await respond(text=reply.text, response_type="ephemeral", replace_original=False)
+            await self._respond(respond, reply.text, where=event.event_id)
 
     async def _on_home_opened(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         """Publish the Home tab: the user's recent tasks and digest subscriptions."""
@@ -475,7 +559,8 @@ class SlackAdapter:
         """Build and publish ``user``'s Home tab (views.publish)."""
         repo = self.services.repo
         tasks = await repo.list_tasks(platform=PLATFORM, tenant=tenant, user=user, limit=HOME_TASKS)
-        tasks = [x for x in tasks if not x.kind.endswith(".partial")]
+        kinds = self.services.router.kinds
+        tasks = [x for x in tasks if kinds.visible(x.kind)]
         locale = str(tasks[0].inputs.get("locale", "en")) if tasks else "en"
         digests = [
             d
@@ -490,7 +575,7 @@ class SlackAdapter:
                     "slack.home.task_line",
                     locale,
                     id=x.id,
-                    kind=kind_label(x.kind, locale),
+                    kind=kinds.label(x.kind, locale),
                     status=t(f"state.{x.status}", locale),
                 )
                 for x in tasks
@@ -616,7 +701,7 @@ class SlackAdapter:
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             raise _delivery_error(method, exc) from exc
 
-    async def send(self, target: Target, view: View) -> str:
+    async def send(self, target: Target, view: View, *, client_id: str | None = None) -> str:
         """Post a message (in the thread, or by DM when private); id is ``channel/ts``."""
         channel, thread = self._where(target)
         response = await self._call(
@@ -625,8 +710,54 @@ class SlackAdapter:
             thread_ts=thread,
             text=fallback_text(view),
             blocks=await self._blocks(view),
+            metadata=_post_metadata(client_id),
         )
         return f"{response['channel']}/{response['ts']}"
+
+    async def find_sent(self, target: Target, client_id: str, *, since: datetime) -> PostLookup:
+        """Find our post with ``client_id`` (its metadata) among the recent messages."""
+        channel, thread = self._where(target)
+        oldest = f"{since.timestamp():.6f}"
+        cursor: str | None = None
+        seen = 0
+        try:
+            if target.private and target.user:
+                opened = await self.client.conversations_open(users=target.user)
+                channel = str((opened.get("channel") or {}).get("id") or channel)
+            while seen < FIND_SENT_LIMIT:
+                if thread:
+                    page = await self.client.conversations_replies(
+                        channel=channel,
+                        ts=thread,
+                        oldest=oldest,
+                        include_all_metadata=True,
+                        limit=HISTORY_PAGE,
+                        cursor=cursor,
+                    )
+                else:
+                    page = await self.client.conversations_history(
+                        channel=channel,
+                        oldest=oldest,
+                        include_all_metadata=True,
+                        limit=HISTORY_PAGE,
+                        cursor=cursor,
+                    )
+                messages: list[dict[str, Any]] = page.get("messages") or []
+                seen += len(messages)
+                for message in messages:
+                    metadata = message.get("metadata") or {}
+                    payload = metadata.get("event_payload") or {}
+                    if (
+                        metadata.get("event_type") == POST_EVENT_TYPE
+                        and payload.get("client_id") == client_id
+                    ):
+                        return PostLookup(message_id=f"{channel}/{message['ts']}")
+                cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor or not messages:
+                    break
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            raise _delivery_error("find_sent", exc) from exc
+        return PostLookup()
 
     async def edit(self, target: Target, message_id: str, view: View) -> None:
         """Replace a message's content, at most one edit per second per channel."""
@@ -651,8 +782,14 @@ class SlackAdapter:
                 await asyncio.sleep(wait)
             self._last_edit[channel] = loop.time()
 
-    async def notify(self, target: Target, text: str) -> None:
+    async def notify(self, target: Target, text: str, *, client_id: str | None = None) -> None:
         """Post a plain message (reminders, digests), split when long."""
         channel, thread = self._where(target)
         for part in split_text(text, self.max_text):
-            await self._call("chat.postMessage", channel=channel, thread_ts=thread, text=part)
+            await self._call(
+                "chat.postMessage",
+                channel=channel,
+                thread_ts=thread,
+                text=part,
+                metadata=_post_metadata(client_id),
+            )

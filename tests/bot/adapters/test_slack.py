@@ -17,13 +17,15 @@ from bot.adapters.slack.blocks import MAX_MESSAGE_BLOCKS, message_blocks
 from bot.adapters.slack.manifest import SHORTCUT_DRAFT_REPLY, SHORTCUT_SUMMARIZE
 from bot.app import App, build_app
 from bot.config import Settings
+from bot.texts import t
 from bot.types import Action, Button, Section, View
 from models.generation.base import Generator
 from models.intents.spec import IntentParser
 from storage.tables import Task, TaskStatus
-from tests.fakes.slack_api import FakeSlack, validate_blocks
+from tests.fakes.slack_api import FakeSlack, SignedRequest, validate_blocks
 
 CHANNEL = "C0GENERAL"
+WORKING = t("slack.ack.working", "en")
 ANA = "U0ANA"
 BEN = "U0BEN"
 
@@ -113,7 +115,9 @@ async def working_slack(make_slack: SlackFactory, generator: Generator) -> Slack
 # --- slash command -------------------------------------------------------------------------
 
 
-async def test_slash_command_is_acked_with_a_receipt_listing_the_tasks(slack: Slack) -> None:
+async def test_slash_command_is_acked_at_once_then_gets_a_receipt_listing_the_tasks(
+    slack: Slack,
+) -> None:
     request = slack.fake.signed_slash_command(
         "draft an email to Dana about the delayed shipment", user_id=ANA
     )
@@ -122,32 +126,27 @@ async def test_slash_command_is_acked_with_a_receipt_listing_the_tasks(slack: Sl
 
     tasks = await slack.tasks()
     assert response.status == 200
+    assert response.json() == {"text": WORKING, "response_type": "ephemeral"}
     assert [x.kind for x in tasks] == ["email.draft"]
-    assert f"#{tasks[0].id}" in response.json()["text"]
     assert tasks[0].user == ANA and tasks[0].tenant == slack.fake.team_id
+    (receipt,) = [p for p in slack.fake.response_url_posts if p.error is None]
+    assert f"#{tasks[0].id}" in receipt.body["text"]
+    assert [e.text for e in slack.fake.ephemerals] == [receipt.body["text"]]
 
 
 async def test_empty_slash_command_answers_with_help(slack: Slack) -> None:
     response = await slack.post(slack.fake.signed_slash_command(""))
 
     assert response.status == 200
-    assert "summarize" in response.json()["text"].lower()
+    (answer,) = slack.fake.ephemerals
+    assert "summarize" in answer.text.lower()
     assert await slack.tasks() == []
 
 
-async def test_slow_classification_acks_first_and_sends_the_receipt_after(
-    make_slack: SlackFactory,
-) -> None:
-    bot = await make_slack()
-    bot.adapter.ack_budget = 0.0
+async def test_a_chinese_slash_command_is_acked_in_chinese(slack: Slack) -> None:
+    response = await slack.post(slack.fake.signed_slash_command("给Dana写一封关于延迟发货的邮件"))
 
-    response = await bot.post(bot.fake.signed_slash_command("draft an email to Dana about rent"))
-
-    (task,) = await bot.tasks()
-    assert response.status == 200
-    assert f"#{task.id}" not in response.json()["text"]
-    (followup,) = [p for p in bot.fake.response_url_posts if p.error is None]
-    assert f"#{task.id}" in followup.body["text"]
+    assert response.json()["text"] == t("slack.ack.working", "zh")
 
 
 async def test_slash_command_progress_then_result_with_buttons(working_slack: Slack) -> None:
@@ -194,13 +193,16 @@ async def test_unverified_requests_get_401_and_store_nothing(
     assert slack.fake.ephemerals == []
 
 
-async def test_malformed_body_gets_400_and_stores_nothing(slack: Slack) -> None:
+async def test_malformed_body_gets_400_signed_and_401_unsigned_and_stores_nothing(
+    slack: Slack,
+) -> None:
     request = slack.fake.signed_json({"type": "event_callback"})
-    garbage = type(request)(b"{not json", request.headers, {})
+    forged = SignedRequest(b"{not json", request.headers, {})
 
-    response = await slack.post(garbage)
+    unsigned_answer = await slack.post(forged)
+    signed_answer = await slack.post(signed_raw(slack.fake, b"{not json"))
 
-    assert response.status == 400
+    assert (unsigned_answer.status, signed_answer.status) == (401, 400)
     assert await slack.tasks() == []
 
 
@@ -442,15 +444,20 @@ async def test_app_home_lists_the_users_tasks(slack: Slack) -> None:
     assert f"#{task.id}" in str(home["blocks"])
 
 
-async def test_socket_mode_acks_a_slash_command_with_its_receipt(make_slack: SlackFactory) -> None:
+async def test_socket_mode_acks_a_slash_command_then_sends_its_receipt(
+    make_slack: SlackFactory,
+) -> None:
     bot = await make_slack(slack_app_token="xapp-fake-app-token")
     await bot.fake.wait_for_socket_connections(1)
 
     envelope = await bot.fake.push_slash_command("draft an email to Dana about rent")
     ack = await bot.fake.wait_for_ack(envelope)
+    await bot.fake.wait_until(lambda: bool(bot.fake.ephemerals))
+    await asyncio.wait_for(bot.adapter.wait_idle(), 30)
 
     (task,) = await bot.tasks()
-    assert f"#{task.id}" in ack["payload"]["text"]
+    assert ack["payload"]["text"] == WORKING
+    assert f"#{task.id}" in bot.fake.ephemerals[0].text
 
 
 async def test_socket_mode_reconnects_after_disconnect(make_slack: SlackFactory) -> None:
@@ -477,3 +484,225 @@ def test_manifest_switches_socket_mode_with_the_app_token(settings: Settings) ->
     assert [c["command"] for c in http["features"]["slash_commands"]] == [settings.slack_command]
     callbacks = {s["callback_id"] for s in http["features"]["shortcuts"]}
     assert callbacks == {SHORTCUT_SUMMARIZE, SHORTCUT_DRAFT_REPLY}
+
+
+# --- bad input at the edge -----------------------------------------------------------------
+
+SECRET_TEXT = "zq-private-request-7731"
+
+
+def unsigned(body: bytes, timestamp: str, content_type: str = "application/json") -> SignedRequest:
+    """A request whose timestamp header is ``timestamp`` and whose signature is made up."""
+    headers = {
+        "Content-Type": content_type,
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": "v0=" + "0" * 64,
+    }
+    return SignedRequest(body, headers, {})
+
+
+def signed_raw(
+    fake: FakeSlack, body: bytes, content_type: str = "application/json"
+) -> SignedRequest:
+    """``body`` exactly as given, correctly signed."""
+    return SignedRequest(body, fake.sign(body, content_type=content_type), {})
+
+
+async def nothing_stored(bot: Slack) -> bool:
+    return await bot.tasks() == [] and await bot.app.repo.list_digests() == []
+
+
+@pytest.mark.parametrize("timestamp", ["", "abc", "12.5", "1e9", "0x10", " 1", "١٢٣"])
+async def test_a_non_integer_timestamp_gets_401(slack: Slack, timestamp: str) -> None:
+    body = slack.fake.signed_slash_command("draft an email to Dana").body
+
+    response = await slack.post(unsigned(body, timestamp, "application/x-www-form-urlencoded"))
+
+    assert response.status == 401
+    assert await nothing_stored(slack)
+
+
+@pytest.mark.parametrize("signature", ["", "v0=", "v0=zz", "v1=" + "a" * 64, "v0=é" + "a" * 63])
+async def test_a_malformed_signature_gets_401(slack: Slack, signature: str) -> None:
+    request = slack.fake.signed_slash_command("draft an email to Dana")
+    headers = {**request.headers, "X-Slack-Signature": signature}
+
+    response = await slack.post(SignedRequest(request.body, headers, {}))
+
+    assert response.status == 401
+    assert await nothing_stored(slack)
+
+
+async def test_deeply_nested_json_is_refused_signed_or_not(slack: Slack) -> None:
+    body = b'{"type": "event_callback", "event": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    now = str(int(slack.fake.clock()))
+
+    forged = await slack.post(unsigned(body, now))
+    signed = await slack.post(signed_raw(slack.fake, body))
+
+    assert (forged.status, signed.status) == (401, 400)
+    assert await nothing_stored(slack)
+
+
+async def test_a_body_over_the_size_limit_gets_413(slack: Slack) -> None:
+    body = b'{"type": "event_callback", "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+
+    response = await slack.post(signed_raw(slack.fake, body))
+
+    assert response.status == 413
+    assert await nothing_stored(slack)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"\xff\xfe{not utf-8}", b'{"type": "event_callback", "event": {"type": "app_mention"', b"[]"],
+    ids=["invalid-utf8", "truncated", "not-an-object"],
+)
+async def test_a_signed_unparsable_body_gets_400(slack: Slack, body: bytes) -> None:
+    response = await slack.post(signed_raw(slack.fake, body))
+
+    assert response.status == 400
+    assert await nothing_stored(slack)
+
+
+async def test_a_signed_slash_command_without_user_id_gets_400_stores_and_logs_nothing(
+    slack: Slack, caplog: pytest.LogCaptureFixture
+) -> None:
+    form = dict(slack.fake.slash_command_payload(f"draft an email to Dana {SECRET_TEXT}"))
+    del form["user_id"]
+    caplog.set_level("DEBUG")
+
+    response = await slack.post(slack.fake.signed_form(form))
+
+    assert response.status == 400
+    assert await nothing_stored(slack)
+    assert SECRET_TEXT not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"type": "event_callback", "event_id": "Ev1", "team_id": "T0FAKE", "event": []},
+        {"type": "event_callback", "event_id": "Ev2", "event": {"type": "app_mention"}},
+        {"type": "event_callback", "event_id": "Ev3", "event": {"type": 5, "user": "U0ANA"}},
+        {"type": "url_verification", "challenge": {"a": 1}},
+    ],
+    ids=["event-is-a-list", "mention-without-user", "type-not-a-string", "odd-challenge"],
+)
+async def test_a_signed_malformed_event_gets_400(slack: Slack, payload: dict[str, Any]) -> None:
+    response = await slack.post(slack.fake.signed_json(payload))
+
+    assert response.status == 400
+    assert await nothing_stored(slack)
+
+
+async def test_signed_block_actions_with_actions_not_a_list_gets_400(slack: Slack) -> None:
+    payload = {"type": "block_actions", "user": {"id": ANA}, "team": {"id": "T0FAKE"}, "actions": 5}
+
+    response = await slack.post(slack.fake.signed_interaction(payload))
+
+    assert response.status == 400
+    assert await nothing_stored(slack)
+
+
+async def test_an_unknown_well_formed_event_is_acked_and_ignored_without_logging_it(
+    slack: Slack, caplog: pytest.LogCaptureFixture
+) -> None:
+    event = {"type": "reaction_added", "user": ANA, "reaction": SECRET_TEXT, "event_ts": "1.2"}
+    caplog.set_level("DEBUG")
+
+    response = await slack.post(slack.fake.signed_event(event))
+
+    assert response.status == 200
+    assert await nothing_stored(slack)
+    assert SECRET_TEXT not in caplog.text
+
+
+async def test_a_slash_command_whose_text_says_payload_is_still_a_command(slack: Slack) -> None:
+    # bolt reads any form body containing "payload" as an interactivity payload.
+    request = slack.fake.signed_slash_command("draft an email to Dana about the payload limits")
+
+    response = await slack.post(request)
+
+    assert response.status == 200
+    assert [x.kind for x in await slack.tasks()] == ["email.draft"]
+
+
+async def test_a_valid_request_still_works_after_bad_ones(slack: Slack) -> None:
+    for body in (b"[" * 20_000, b"\xff", b"{}"):
+        await slack.post(signed_raw(slack.fake, body))
+
+    response = await slack.post(slack.fake.signed_slash_command("draft an email to Dana"))
+
+    assert response.status == 200
+    assert len(await slack.tasks()) == 1
+
+
+async def test_socket_mode_acks_and_ignores_malformed_envelopes(make_slack: SlackFactory) -> None:
+    bot = await make_slack(slack_app_token="xapp-fake-app-token")
+    await bot.fake.wait_for_socket_connections(1)
+    no_user = dict(bot.fake.slash_command_payload(f"draft an email {SECRET_TEXT}"))
+    del no_user["user_id"]
+    bad = {
+        "no-user": ("slash_commands", no_user),
+        "event-list": ("events_api", {"type": "event_callback", "event_id": "Ev9", "event": []}),
+        "actions-5": ("interactive", {"type": "block_actions", "user": {"id": ANA}, "actions": 5}),
+    }
+    envelopes = {}
+    for name, (kind, payload) in bad.items():
+        envelopes[name] = await bot.fake.socket_push(kind, payload)  # type: ignore[arg-type]
+    await bot.fake.socket_push_raw(
+        '{"envelope_id": "deep", "type": "events_api", "payload": ' + "[" * 20_000
+    )
+    await bot.fake.socket_push_raw("\x00 not json")
+
+    acks = {name: await bot.fake.wait_for_ack(e) for name, e in envelopes.items()}
+    envelope = await bot.fake.push_slash_command("draft an email to Dana about rent")
+    await bot.fake.wait_for_ack(envelope)
+    await asyncio.wait_for(bot.adapter.wait_idle(), 30)
+
+    assert all("payload" not in ack for ack in acks.values())
+    assert len(await bot.tasks()) == 1
+    assert len(bot.fake.socket_connections) == 1 and bot.fake.open_socket_connections()
+
+
+# --- digests ---------------------------------------------------------------------------------
+
+
+async def test_a_digest_of_a_linked_channel_stores_the_channel_id(slack: Slack) -> None:
+    slack.fake.add_channel("C0SALES", "sales")
+    mention = slack.fake.app_mention("send a daily digest of <#C0SALES|sales> at 8am", user_id=ANA)
+
+    await slack.post(slack.fake.signed_event(mention))
+
+    (digest,) = await slack.app.repo.list_digests()
+    assert digest.channel == "C0SALES"
+
+
+async def test_a_signed_slash_command_with_a_stray_event_field_gets_400(slack: Slack) -> None:
+    # bolt's middleware reads body["event"] of every request as an object.
+    form = {**slack.fake.slash_command_payload("draft an email to Dana"), "event": "[]"}
+
+    response = await slack.post(slack.fake.signed_form(form))
+
+    assert response.status == 400
+    assert await nothing_stored(slack)
+
+
+async def test_a_button_press_without_a_response_url_is_still_acked_at_once(slack: Slack) -> None:
+    # A listener error right after ack() made bolt drop the ack and answer 404 after 3 s.
+    press = {
+        "type": "block_actions",
+        "user": {"id": ANA, "team_id": slack.fake.team_id},
+        "team": {"id": slack.fake.team_id},
+        "container": {"channel_id": CHANNEL, "message_ts": "1700000000.000100"},
+        "actions": [{"action_id": Button("", Action.regenerate, 999).data}],
+    }
+
+    response = await slack.fake.post_to_app(
+        slack.adapter.url, slack.fake.signed_interaction(press), within_s=1.0
+    )
+    await asyncio.wait_for(slack.adapter.wait_idle(), 30)
+
+    assert response.status == 200
+    assert await nothing_stored(slack)
