@@ -122,7 +122,9 @@ _STOP_AFTER_RECIPIENTS = re.compile(
 _RECIPIENT_LEAD = re.compile(
     r"\b(?:e-?mail(?:\s+to)?|mail(?:\s+to)?|write(?:\s+an?\s+(?:\w+\s+){0,3}e-?mail)?\s+to|"
     r"send(?:\s+an?\s+(?:\w+\s+){0,2}e-?mail)?\s+to|e-?mail\s+for|note\s+to|message\s+to|"
-    r"(?:e-?mail|mail|note|message|letter)\s+(?:\w+\s+){0,2}to|let|cc|send)\s+",
+    r"(?:e-?mail|mail|note|message|letter)\s+(?:\w+\s+){0,2}to|let|cc|send|"
+    # Ellipsis: "... and another one to Kim about the budget".
+    r"(?:another(?:\s+one)?|one\s+more|the\s+same(?:\s+one)?)\s+to)\s+",
     re.IGNORECASE,
 )
 _ZH_RECIPIENT = re.compile(

@@ -169,6 +169,7 @@ class SlackAdapter:
         self.bot_user_id: str | None = None
         self._services: Services | None = None
         self._client: AsyncWebClient | None = None
+        self._post_client: AsyncWebClient | None = None
         self._bolt: AsyncApp | None = None
         self._runner: web.AppRunner | None = None
         self._socket: CheckedSocketModeHandler | None = None
@@ -224,6 +225,16 @@ class SlackAdapter:
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(),
                 AsyncRateLimitErrorRetryHandler(max_retry_count=self.max_rate_limit_retries),
+            ],
+        )
+        # Posts must not be resent blindly after a dropped connection: Slack may already
+        # have taken the first try. A connection error surfaces as a post "in doubt", and
+        # delivery looks the post up (find_sent) before sending it again.
+        self._post_client = AsyncWebClient(
+            token=self.settings.slack_bot_token,
+            base_url=self.settings.slack_api_url,
+            retry_handlers=[
+                AsyncRateLimitErrorRetryHandler(max_retry_count=self.max_rate_limit_retries)
             ],
         )
         app = AsyncApp(
@@ -696,8 +707,9 @@ class SlackAdapter:
 
     async def _call(self, method: str, **kwargs: Any) -> AsyncSlackResponse:
         arguments = {k: v for k, v in kwargs.items() if v is not None}
+        client = self._post_client if method == "chat.postMessage" else None
         try:
-            return await self.client.api_call(method, json=arguments)
+            return await (client or self.client).api_call(method, json=arguments)
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             raise _delivery_error(method, exc) from exc
 

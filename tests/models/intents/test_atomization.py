@@ -165,6 +165,7 @@ def test_another_one_is_a_second_email_of_its_own(classifier: IntentClassifier) 
         "another one to Kim about the budget",
     ]
     assert specs[0].slots["recipients"] == ["Lee"]
+    assert specs[1].slots["recipients"] == ["Kim"]
     assert specs[1].slots["topic"] == "the budget"
     assert [s.depends_on for s in specs] == [(), ()]
 

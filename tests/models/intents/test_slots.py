@@ -66,6 +66,12 @@ CASES: list[tuple[str, str, SlotContext, dict[str, Any]]] = [
     ),
     ("email.draft", "write an email about the budget", SHANGHAI, {"recipients": []}),
     (
+        "email.draft",
+        "another one to Kim about the budget",
+        SHANGHAI,
+        {"recipients": ["Kim"], "topic": "the budget"},
+    ),
+    (
         "reminder.create",
         "remind me tomorrow at 9am to call the bank",
         SHANGHAI,
