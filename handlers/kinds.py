@@ -298,7 +298,7 @@ def file_kinds(intents: IntentsFile) -> list[TaskKind]:
             TaskKind(
                 intent.name,
                 block.label,
-                TemplateHandler(intent.name, template),
+                TemplateHandler(intent.name, template, reads_conversation=True),
                 rateable=True,
                 regenerable=True,
                 produces=block.produces,

@@ -8,7 +8,7 @@
         label: {en: status report, zh: 状态报告}
         prompt: |
           Write a concise status report about {topic}.
-        format: markdown        # plain | markdown | list | table | email
+        format: markdown        # plain | markdown | list | table | email | same
         max_tokens: 512         # 16..4096
         consumes: none          # none | previous | thread
         produces: true
@@ -16,7 +16,9 @@
           topic: {en: "What should the report cover?", zh: "报告要涵盖什么内容？"}
 
 Placeholders of ``prompt``: ``{request}``, ``{previous}`` (only when ``consumes`` is not
-``none``), ``{language}``, ``{today}`` and the intent's ``slots``. Parsing works on YAML
+``none``), ``{material}`` (the conversation the request points at, fetched when the task is
+planned), ``{language}``, ``{today}`` and the intent's ``slots``. ``format: same`` keeps the
+format of the consumed result (only with ``consumes``). Parsing works on YAML
 nodes so that every problem names its line; :class:`TaskBlockError` carries the line and
 :mod:`models.intents.data` adds the file.
 """
@@ -29,13 +31,16 @@ from dataclasses import dataclass
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-#: Output shapes a task block may ask for (``email`` = a subject line, then the body).
-FORMATS: tuple[str, ...] = ("plain", "markdown", "list", "table", "email")
+#: Output shapes a task block may ask for (``email`` = a subject line, then the body;
+#: ``same`` = the shape of the result it consumes).
+FORMATS: tuple[str, ...] = ("plain", "markdown", "list", "table", "email", "same")
 #: What a task may build on: nothing, the earlier task of the same message, or the last
 #: result in the same thread/chat.
 CONSUMES: tuple[str, ...] = ("none", "previous", "thread")
 #: Placeholders every prompt may use besides the intent's slots.
-BUILTIN_PLACEHOLDERS: frozenset[str] = frozenset({"request", "previous", "language", "today"})
+BUILTIN_PLACEHOLDERS: frozenset[str] = frozenset(
+    {"request", "previous", "material", "language", "today"}
+)
 MIN_TOKENS, MAX_TOKENS = 16, 4096
 DEFAULT_MAX_TOKENS = 512
 
@@ -215,6 +220,12 @@ def parse_task_block(node: Node, intent: str, slots: tuple[str, ...]) -> TaskBlo
     label = _localized(fields["label"], "'label'")
     prompt = _check_prompt(fields["prompt"], BUILTIN_PLACEHOLDERS | set(slots), consumes)
     shape = _choice(fields["format"], "'format'", FORMATS) if "format" in fields else "plain"
+    if shape == "same" and consumes == "none":
+        raise TaskBlockError(
+            _line(fields["format"]),
+            "'format: same' keeps the format of a consumed result; it needs "
+            "'consumes: previous' or 'consumes: thread'",
+        )
     max_tokens = DEFAULT_MAX_TOKENS
     if "max_tokens" in fields:
         max_tokens = _int(fields["max_tokens"], "'max_tokens'")
