@@ -90,6 +90,14 @@ def weights_digest(model: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
+def default_inference_threads() -> int:
+    """Intra-op threads of one encoding when none are asked for: up to 4, leaving one core
+    free on small machines, because the bot's event loop (which must ack Slack at once) runs
+    beside classification and starves when inference takes every core."""
+    cores = os.cpu_count() or 1
+    return max(1, min(4, cores - 1 if cores <= 4 else cores))
+
+
 class SentenceEncoder:
     """Turns texts into normalised embeddings with a local sentence-transformer checkpoint.
 
@@ -182,7 +190,7 @@ class SentenceEncoder:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
                 self._export_onnx(onnx_path)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads or min(4, os.cpu_count() or 1)
+        options.intra_op_num_threads = self.threads or default_inference_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
