@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.intents.encoder import FloatArray
-from models.intents.features import featurize
+from models.intents.features import SparseRow, featurize
 from models.intents.head import train_head
 from models.intents.spec import OOS
 
@@ -95,6 +95,40 @@ def choose_threshold(
     return best[1], best[2], best[3]
 
 
+def held_out_probabilities(
+    embeddings: FloatArray,
+    labels: list[str],
+    texts: list[str] | None,
+    rows: list[SparseRow] | None,
+    assignment: list[int],
+    fold: int,
+    *,
+    l2: float,
+    lexical_l2: float,
+    balance_prior: bool = False,
+) -> tuple[list[int], list[str], FloatArray]:
+    """Train a head on every fold but ``fold`` and score that fold's examples.
+
+    ``rows`` are the lexical features of ``texts`` (``None`` without lexical features).
+    Returns the fold's example indexes, the head's labels and its probabilities for them.
+    """
+    train_idx = [i for i, f in enumerate(assignment) if f != fold]
+    test_idx = [i for i, f in enumerate(assignment) if f == fold]
+    head = train_head(
+        embeddings[train_idx],
+        [labels[i] for i in train_idx],
+        rows=[rows[i] for i in train_idx] if rows is not None else None,
+        l2=l2,
+        lexical_l2=lexical_l2,
+    )
+    if balance_prior:
+        head.bias += prior_adjustment([labels[i] for i in train_idx], head.labels)
+    probs = head.probabilities(
+        embeddings[test_idx], [texts[i] for i in test_idx] if texts is not None else None
+    )
+    return test_idx, head.labels, probs
+
+
 def calibrate(
     embeddings: FloatArray,
     labels: list[str],
@@ -122,21 +156,18 @@ def calibrate(
     rows = [featurize(t) for t in texts] if texts is not None else None
     probs = np.zeros((len(labels), len(classes)), dtype=np.float32)
     for fold in range(folds):
-        train_idx = [i for i, f in enumerate(assignment) if f != fold]
-        test_idx = [i for i, f in enumerate(assignment) if f == fold]
-        head = train_head(
-            embeddings[train_idx],
-            [labels[i] for i in train_idx],
-            rows=[rows[i] for i in train_idx] if rows is not None else None,
+        test_idx, head_labels, fold_probs = held_out_probabilities(
+            embeddings,
+            labels,
+            texts,
+            rows,
+            assignment,
+            fold,
             l2=l2,
             lexical_l2=lexical_l2,
+            balance_prior=balance_prior,
         )
-        if balance_prior:
-            head.bias += prior_adjustment([labels[i] for i in train_idx], head.labels)
-        fold_probs = head.probabilities(
-            embeddings[test_idx], [texts[i] for i in test_idx] if texts is not None else None
-        )
-        for column, label in enumerate(head.labels):
+        for column, label in enumerate(head_labels):
             probs[test_idx, classes.index(label)] = fold_probs[:, column]
     best = (-1.0, Calibration())
     for shift in OOS_SHIFTS:

@@ -13,6 +13,7 @@ from typing import Any
 from models.intents.calibration import (
     Calibration,
     calibrate,
+    held_out_probabilities,
     prior_adjustment,
     stratified_folds,
 )
@@ -103,21 +104,12 @@ def select_penalty(
     for l2, lexical_l2 in candidates:
         correct = 0
         for fold in range(folds):
-            train_idx = [i for i, f in enumerate(assignment) if f != fold]
-            test_idx = [i for i, f in enumerate(assignment) if f == fold]
-            head = train_head(
-                embeddings[train_idx],
-                [labels[i] for i in train_idx],
-                rows=[rows[i] for i in train_idx] if rows is not None else None,
-                l2=l2,
-                lexical_l2=lexical_l2,
-            )
-            probs = head.probabilities(
-                embeddings[test_idx], [texts[i] for i in test_idx] if texts is not None else None
+            test_idx, head_labels, probs = held_out_probabilities(
+                embeddings, labels, texts, rows, assignment, fold, l2=l2, lexical_l2=lexical_l2
             )
             predicted = probs.argmax(axis=1)
             correct += sum(
-                1 for k, i in enumerate(test_idx) if head.labels[predicted[k]] == labels[i]
+                1 for k, i in enumerate(test_idx) if head_labels[predicted[k]] == labels[i]
             )
         if correct > best[0]:
             best = (float(correct), (l2, lexical_l2))
