@@ -24,8 +24,7 @@ from models.generation.base import (
 )
 from models.generation.worker import Worker
 from models.intents.spec import IntentParser
-from storage.db import create_engine
-from storage.migrate import upgrade
+from storage.builder import open_repository
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -200,11 +199,8 @@ async def build_app(
     migrate: bool = True,
 ) -> App:
     """Build a wired :class:`App`. Tests pass their own parser, generator and adapters."""
-    url = settings.resolved_database_url()
-    if migrate:
-        await asyncio.to_thread(upgrade, url)
     kinds = await asyncio.to_thread(build_kinds, settings)
-    repo = Repository(create_engine(url))
+    repo = await open_repository(settings.resolved_database_url(), migrate=migrate)
     if parser is None:
         parser = await asyncio.to_thread(build_parser, settings)
     router = Router(

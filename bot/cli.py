@@ -116,13 +116,9 @@ class _NoParser:
 
 
 async def _tasks(args: argparse.Namespace, settings: Settings) -> int:
-    from storage.db import create_engine
-    from storage.migrate import upgrade
-    from storage.repository import Repository
+    from storage.builder import open_repository
 
-    url = settings.resolved_database_url()
-    await asyncio.to_thread(upgrade, url)
-    repo = Repository(create_engine(url))
+    repo = await open_repository(settings.resolved_database_url())
     try:
         if args.tasks_command == "show":
             task = await repo.get_task(args.id)

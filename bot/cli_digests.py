@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from datetime import datetime
@@ -59,13 +58,9 @@ def digest_dict(sub: DigestSubscription, now: datetime) -> dict[str, Any]:
 async def list_digests(args: argparse.Namespace, settings: Settings) -> int:
     """Print every subscription and its next run (a missed, unsent run is shown as due)."""
     from handlers.digest import describe_schedule
-    from storage.db import create_engine
-    from storage.migrate import upgrade
-    from storage.repository import Repository
+    from storage.builder import open_repository
 
-    url = settings.resolved_database_url()
-    await asyncio.to_thread(upgrade, url)
-    repo = Repository(create_engine(url))
+    repo = await open_repository(settings.resolved_database_url())
     try:
         now = utcnow()
         subs = await repo.list_digests()

@@ -78,6 +78,12 @@ class Task(SQLModel, table=True):
     lease_expires_at: datetime | None = None
     depends_on: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     retry_of: int | None = Field(default=None, foreign_key="task.id")
+    #: Which prompt variant of its kind the worker used (Thompson-sampled on the kind's votes).
+    variant: str | None = Field(default=None, max_length=64)
+    #: The chat messages the model was given, kept for training exports (SFT/DPO).
+    prompt: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    #: Tokens generated for the result.
+    tokens: int | None = None
     # Denormalised from the request so ownership checks and listings need no join.
     platform: str = Field(max_length=32)
     tenant: str = Field(max_length=128)
@@ -130,9 +136,43 @@ class Feedback(SQLModel, table=True):
     task_id: int = Field(foreign_key="task.id", index=True)
     user: str = Field(max_length=128)
     score: int
+    #: Why a 👎: one of ``FEEDBACK_REASONS`` (None for a 👍 or an unexplained 👎).
     reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    #: The voter's own words, when they added any.
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+#: Why a result got a 👎 (what the "why?" menu offers).
+FEEDBACK_REASONS = ("wrong_kind", "content", "too_long", "too_short", "wrong_language")
+
+
+class CorrectionStatus(StrEnum):
+    """``active`` corrections train the classifier; ``pending`` ones await review."""
+
+    active = "active"
+    pending = "pending"
+
+
+class Correction(SQLModel, table=True):
+    """A person's fix of a misread request: this text is of that kind (``oos``: not a request).
+
+    Corrections are training examples of their tenant (``platform`` + ``tenant``)."""
+
+    __table_args__ = (Index("ix_correction_scope", "platform", "tenant", "status", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    tenant: str = Field(max_length=128)
+    channel: str = Field(max_length=128)
+    user: str = Field(max_length=128)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    wrong_kind: str | None = Field(default=None, max_length=64)
+    right_kind: str = Field(max_length=64)
+    task_id: int | None = Field(default=None, foreign_key="task.id", index=True)
+    status: str = Field(default=CorrectionStatus.active, sa_type=String(16))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class DigestSubscription(SQLModel, table=True):
@@ -183,6 +223,8 @@ class ChatSetting(SQLModel, table=True):
     tenant: str = Field(max_length=128)
     channel: str = Field(max_length=128)
     memory_opt_out: bool = False
+    #: The chat's requests and results never go into training exports.
+    training_opt_out: bool = False
     updated_at: datetime = Field(default_factory=utcnow)
 
 

@@ -1,0 +1,1 @@
+"""The repository, one module per aggregate; :class:`storage.repository.Repository` joins them."""
