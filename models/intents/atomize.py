@@ -32,7 +32,7 @@ import numpy as np
 
 from models.intents import slots
 from models.intents.encoder import FloatArray
-from models.intents.spec import OOS, KindTraits, StaticTraits, TaskSpec
+from models.intents.spec import OOS, KindTraits, Overrides, StaticTraits, TaskSpec
 from models.intents.splitpoints import (
     Clause,
     Cut,
@@ -266,9 +266,14 @@ def parse(
     timezone: str = "UTC",
     traits: KindTraits | None = None,
     config: SegmenterConfig = DEFAULT_CONFIG,
+    overrides: Overrides | None = None,
 ) -> list[TaskSpec]:
-    """Split ``text`` into ordered task specs with slots (``[]`` for empty text)."""
-    segments = segment(text, scorer, config)
+    """Split ``text`` into ordered task specs with slots (``[]`` for empty text).
+
+    ``overrides`` (people's corrections) decide the intent of the whole message when it
+    matches one, else of each segment that matches one.
+    """
+    segments = _apply_overrides(text, segment(text, scorer, config), overrides)
     if not segments:
         return []
     if segments[0].label == OOS:
@@ -298,6 +303,24 @@ def parse(
             )
         )
     return specs
+
+
+def _apply_overrides(
+    text: str, segments: list[Segment], overrides: Overrides | None
+) -> list[Segment]:
+    if overrides is None or not segments:
+        return segments
+    whole = overrides.lookup(text)
+    if whole is not None:
+        label, similarity = whole
+        start = len(text) - len(text.lstrip())
+        return [Segment(label, similarity, start, len(text.rstrip()))]
+    out: list[Segment] = []
+    for seg in segments:
+        hit = overrides.lookup(text[seg.start : seg.end]) if seg.label != OOS else None
+        out.append(seg if hit is None else Segment(hit[0], hit[1], seg.start, seg.end))
+    kept = [s for s in out if s.label != OOS]
+    return kept or [Segment(OOS, out[0].confidence, 0, len(text))]
 
 
 def _valid_timezone(name: str) -> str:

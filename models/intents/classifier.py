@@ -33,7 +33,7 @@ from models.intents.encoder import Backend, FloatArray, SentenceEncoder
 from models.intents.finetune import FinetuneConfig
 from models.intents.head import LinearHead
 from models.intents.persistence import FORMAT_VERSION, ClassifierLoadError
-from models.intents.spec import KindTraits, TaskSpec
+from models.intents.spec import KindTraits, Overrides, TaskSpec
 from models.intents.training import (
     DEFAULT_PENALTY,
     PENALTY_CANDIDATES,
@@ -109,6 +109,9 @@ class IntentClassifier:
         lexical: bool = True,
         atomizer: bool = True,
         balance_prior: bool = True,
+        encoder_instance: SentenceEncoder | None = None,
+        embeddings: FloatArray | None = None,
+        penalty: tuple[float, float] | None = None,
     ) -> IntentClassifier:
         """Train on ``(texts, labels)``: fast head, or fine-tuned encoder + head (see
         :func:`models.intents.training.fit`)."""
@@ -127,6 +130,9 @@ class IntentClassifier:
                 lexical=lexical,
                 atomizer=atomizer,
                 balance_prior=balance_prior,
+                encoder_instance=encoder_instance,
+                embeddings=embeddings,
+                penalty=penalty,
             )
         )
 
@@ -186,10 +192,20 @@ class IntentClassifier:
 
     @classmethod
     def load(
-        cls, directory: Path, *, backend: Backend = "auto", threads: int | None = None
+        cls,
+        directory: Path,
+        *,
+        backend: Backend = "auto",
+        threads: int | None = None,
+        encoder_instance: SentenceEncoder | None = None,
     ) -> IntentClassifier:
-        """Load a classifier written by :meth:`save` (ONNX cache under ``directory/onnx``)."""
-        return cls._from_parts(persistence.load(directory, backend=backend, threads=threads))
+        """Load a classifier written by :meth:`save` (ONNX cache under ``directory/onnx``);
+        ``encoder_instance`` is reused when it is the encoder the head was trained on."""
+        return cls._from_parts(
+            persistence.load(
+                directory, backend=backend, threads=threads, encoder_instance=encoder_instance
+            )
+        )
 
     # -- prediction ------------------------------------------------------------------------
 
@@ -232,10 +248,15 @@ class IntentClassifier:
         now_iso: str | None = None,
         timezone: str = "UTC",
         traits: KindTraits | None = None,
+        overrides: Overrides | None = None,
     ) -> list[TaskSpec]:
         """Split ``text`` into ordered task specs with slots (``[]`` for empty text);
-        ``traits`` says which intents produce and consume results (None: built-in kinds)."""
-        return atomize.parse(self, text, now_iso=now_iso, timezone=timezone, traits=traits)
+        ``traits`` says which intents produce and consume results (None: built-in kinds);
+        ``overrides`` are the corrections of the sender's scope that apply at once
+        (:meth:`models.intents.memory.CorrectionMemory.for_scope`)."""
+        return atomize.parse(
+            self, text, now_iso=now_iso, timezone=timezone, traits=traits, overrides=overrides
+        )
 
 
 def intents_cache_key(intents: IntentsFile, encoder: str | None) -> str:

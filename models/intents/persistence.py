@@ -95,9 +95,17 @@ def save(parts: ClassifierParts, directory: Path) -> None:
 
 
 def load(
-    directory: Path, *, backend: Backend = "auto", threads: int | None = None
+    directory: Path,
+    *,
+    backend: Backend = "auto",
+    threads: int | None = None,
+    encoder_instance: SentenceEncoder | None = None,
 ) -> ClassifierParts:
-    """Read a directory written by :func:`save` (ONNX cache under ``directory/onnx``)."""
+    """Read a directory written by :func:`save` (ONNX cache under ``directory/onnx``).
+
+    ``encoder_instance``, an encoder already loaded in this process, is used instead of
+    loading the weights again when it is the one the head was trained on (same digest).
+    """
     directory = Path(directory)
     try:
         meta = read_meta(directory)
@@ -112,7 +120,10 @@ def load(
     else:
         encoder = train_meta["encoder"]
         path = encoder_path(None if encoder == PACKAGED_ENCODER else encoder)
-    enc = SentenceEncoder(path, cache_dir=directory / "onnx", backend=backend, threads=threads)
+    if encoder_instance is not None and encoder_instance.digest == meta.get("encoder_digest"):
+        enc = encoder_instance
+    else:
+        enc = SentenceEncoder(path, cache_dir=directory / "onnx", backend=backend, threads=threads)
     if enc.digest != meta.get("encoder_digest"):
         raise ClassifierLoadError(
             f"{directory}: the encoder weights at {path} differ from the ones "

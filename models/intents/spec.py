@@ -69,6 +69,15 @@ class StaticTraits:
         return intent in self.consumers
 
 
+class Overrides(Protocol):
+    """Intents people have corrected, used at parse time before any retraining
+    (:class:`models.intents.memory.ScopeOverrides` is the implementation)."""
+
+    def lookup(self, text: str) -> tuple[str, float] | None:
+        """``(intent, similarity)`` of the correction that applies to ``text``, or None."""
+        ...
+
+
 class IntentParser(Protocol):
     """What the router needs from a classifier: text in, ordered task specs out.
 

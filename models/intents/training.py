@@ -131,6 +131,9 @@ def fit(
     lexical: bool = True,
     atomizer: bool = True,
     balance_prior: bool = True,
+    encoder_instance: SentenceEncoder | None = None,
+    embeddings: FloatArray | None = None,
+    penalty: tuple[float, float] | None = None,
 ) -> ClassifierParts:
     """Train on ``(texts, labels)``: fast head, or fine-tuned encoder + head.
 
@@ -139,17 +142,27 @@ def fit(
     segmentations of chained messages (from synthetic chains of the same examples);
     ``balance_prior`` takes the example counts out of the intent prior
     (:func:`models.intents.calibration.prior_adjustment`).
+
+    ``encoder_instance`` is an already loaded encoder of ``encoder`` to train on (no second
+    copy of the weights; fast mode only, fine-tuning changes the weights it is given), and
+    ``embeddings`` its precomputed embeddings of ``texts`` (e.g. from a cache); ``penalty``
+    an ``(l2, lexical_l2)`` already chosen for nearly the same data (skips the search).
     """
     if len(texts) != len(labels) or not texts:
         raise ValueError("texts and labels must be non-empty and of equal length")
+    if encoder_instance is not None and finetune_encoder:
+        raise ValueError("a shared encoder instance cannot be fine-tuned")
+    if embeddings is not None and (finetune_encoder or len(embeddings) != len(texts)):
+        raise ValueError("precomputed embeddings must match the texts (fast mode only)")
     started = time.perf_counter()
-    enc = SentenceEncoder(
+    enc = encoder_instance or SentenceEncoder(
         encoder_path(encoder), cache_dir=cache_dir, backend=backend, threads=threads
     )
     joint = finetune(enc, texts, labels, finetune_config) if finetune_encoder else None
-    embeddings = enc.encode(texts)
+    if embeddings is None:
+        embeddings = enc.encode(texts)
     lexical_texts = texts if lexical else None
-    l2, lexical_l2 = select_penalty(embeddings, labels, lexical_texts)
+    l2, lexical_l2 = penalty or select_penalty(embeddings, labels, lexical_texts)
     head = train_head(embeddings, labels, texts=lexical_texts, l2=l2, lexical_l2=lexical_l2)
     if joint is not None:
         head = merge_heads(head, joint)
