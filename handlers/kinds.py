@@ -10,7 +10,7 @@ a list of kinds or checks a kind's name.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.texts import t
@@ -97,7 +97,14 @@ class TaskKind:
             "format": self.format,
             "max_tokens": self.max_tokens,
             "prompt": self.prompt,
+            "variants": list(self.variants),
         }
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """The names of the kind's prompt variants (empty: it has one prompt)."""
+        handler = self.handler
+        return handler.variant_names if isinstance(handler, TemplateHandler) else ()
 
 
 class KindRegistry:
@@ -183,6 +190,11 @@ class KindRegistry:
         return kind is None or (kind.visible and kind.in_digest)
 
     # -- PromptBuilder (the worker) ------------------------------------------------------
+    def variants(self, name: str) -> tuple[str, ...]:
+        """The prompt variants the worker chooses between for kind ``name`` (may be empty)."""
+        kind = self._kinds.get(name)
+        return kind.variants if kind is not None and kind.generative else ()
+
     def build(self, task: Task, dependencies: Sequence[Task]) -> GenerationRequest:
         """The generation request of ``task``, built by its kind's handler."""
         kind = self._kinds.get(task.kind)
@@ -294,11 +306,12 @@ def file_kinds(intents: IntentsFile) -> list[TaskKind]:
         template = PromptTemplate(
             text=block.prompt, format=block.format, max_tokens=block.max_tokens
         )
+        variants = [(name, replace(template, text=text)) for name, text in block.variants]
         kinds.append(
             TaskKind(
                 intent.name,
                 block.label,
-                TemplateHandler(intent.name, template, reads_conversation=True),
+                TemplateHandler(intent.name, template, variants=variants, reads_conversation=True),
                 rateable=True,
                 regenerable=True,
                 produces=block.produces,

@@ -167,14 +167,35 @@ class TemplateHandler(Handler):
     Planning records the language the request asks the answer in (``target_language``)
     and, with ``reads_conversation`` (the intents-file kinds), attaches the conversation
     the request points at (``material``) when the platform can fetch it.
+
+    ``variants`` are named alternatives to ``template`` (usually including it); the
+    worker records one in ``task.variant`` before it builds the prompt, and a task naming
+    no known variant gets ``template``.
     """
 
     def __init__(
-        self, kind: str, template: PromptTemplate, *, reads_conversation: bool = False
+        self,
+        kind: str,
+        template: PromptTemplate,
+        *,
+        variants: Sequence[tuple[str, PromptTemplate]] = (),
+        reads_conversation: bool = False,
     ) -> None:
         self.kind = kind
         self.template = template
+        self.variants: dict[str, PromptTemplate] = dict(variants)
+        if len(self.variants) != len(variants):
+            raise ValueError(f"task kind {kind!r} names a prompt variant twice")
         self.reads_conversation = reads_conversation
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        """The prompt variants the worker may choose between (empty: one prompt only)."""
+        return tuple(self.variants)
+
+    def template_for(self, variant: str | None) -> PromptTemplate:
+        """The template of ``variant`` (``template`` when it names none of the variants)."""
+        return self.variants.get(variant or "", self.template)
 
     async def plan(self, spec: TaskSpec, ctx: HandlerContext) -> Plan:
         """One task; the conversation is fetched now, as a summary's is (it may change)."""
@@ -197,7 +218,7 @@ class TemplateHandler(Handler):
     def prompt(self, task: Task, dependencies: Sequence[Task]) -> GenerationRequest:
         """Fill the template; the request (and any consumed result or conversation) fenced."""
         inputs = task.inputs
-        template = self.template
+        template = self.template_for(task.variant)
         request_text = str(inputs.get("request_text", ""))
         target = inputs.get("target_language") or target_language(request_text)
         language = str(target) if target else language_name(str(inputs.get("locale", "en")))

@@ -15,6 +15,23 @@
         required:
           topic: {en: "What should the report cover?", zh: "报告要涵盖什么内容？"}
 
+A kind may offer several prompts instead of one; the worker picks one per task by Thompson
+sampling on the kind's 👍/👎 votes per variant, per tenant (:mod:`models.bandit`)::
+
+      task:
+        label: status report
+        variants:
+          - name: sections
+            prompt: |
+              Write a status report with the sections Done, In progress, Next steps.
+          - name: headline
+            prompt: |
+              Write a status report that opens with one line: on track, at risk or off track.
+
+``variants`` replaces ``prompt`` or comes alongside it (then ``prompt`` is the variant named
+``default``); there are at least two prompts in all, each checked like ``prompt``. Names are
+lowercase letters, digits, ``-`` and ``_`` (up to 32), unique within the kind.
+
 Placeholders of ``prompt``: ``{request}``, ``{previous}`` (only when ``consumes`` is not
 ``none``), ``{material}`` (the conversation the request points at, fetched when the task is
 planned), ``{language}``, ``{today}`` and the intent's ``slots``. ``format: same`` keeps the
@@ -25,11 +42,12 @@ nodes so that every problem names its line; :class:`TaskBlockError` carries the 
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass
 
 from yaml.constructor import ConstructorError, SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 #: Output shapes a task block may ask for (``email`` = a subject line, then the body;
 #: ``same`` = the shape of the result it consumes).
@@ -44,8 +62,14 @@ BUILTIN_PLACEHOLDERS: frozenset[str] = frozenset(
 MIN_TOKENS, MAX_TOKENS = 16, 4096
 DEFAULT_MAX_TOKENS = 512
 
-_REQUIRED_KEYS = frozenset({"label", "prompt"})
-_OPTIONAL_KEYS = frozenset({"format", "max_tokens", "consumes", "produces", "required"})
+_REQUIRED_KEYS = frozenset({"label"})
+_OPTIONAL_KEYS = frozenset(
+    {"prompt", "variants", "format", "max_tokens", "consumes", "produces", "required"}
+)
+#: The name of ``prompt`` when a block has ``variants`` too.
+DEFAULT_VARIANT = "default"
+_VARIANT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+_VARIANT_KEYS = frozenset({"name", "prompt"})
 _LANGS = frozenset({"en", "zh"})
 
 
@@ -82,10 +106,13 @@ class TaskBlock:
     produces: bool = True
     required: tuple[tuple[str, Localized], ...] = ()
     line: int = 0
+    #: ``(name, prompt)`` of every prompt variant, the first one being ``prompt`` (empty when
+    #: the block has one prompt only).
+    variants: tuple[tuple[str, str], ...] = ()
 
     @property
     def placeholders(self) -> frozenset[str]:
-        """The names the prompt template uses."""
+        """The names the prompt template uses (the first variant's, when there are several)."""
         return frozenset(name for _, name, _, _ in string.Formatter().parse(self.prompt) if name)
 
 
@@ -165,6 +192,50 @@ def _check_prompt(node: Node, allowed: frozenset[str], consumes: str) -> str:
     return prompt
 
 
+def _check_variants(
+    node: Node, prompt: str | None, allowed: frozenset[str], consumes: str
+) -> tuple[tuple[str, str], ...]:
+    """The ``(name, prompt)`` pairs of a ``variants`` list (``prompt`` first, as ``default``)."""
+    if not isinstance(node, SequenceNode) or not node.value:
+        raise TaskBlockError(
+            _line(node), "'variants' must be a list of {name: ..., prompt: ...} mappings"
+        )
+    found: list[tuple[str, str]] = [] if prompt is None else [(DEFAULT_VARIANT, prompt)]
+    for item in node.value:
+        if not isinstance(item, MappingNode):
+            raise TaskBlockError(
+                _line(item), "each item of 'variants' must be a mapping with 'name' and 'prompt'"
+            )
+        fields: dict[str, Node] = {}
+        for key_node, value_node in item.value:
+            key = _string(key_node, "a key of a variant")
+            if key not in _VARIANT_KEYS:
+                raise TaskBlockError(
+                    _line(key_node), f"unknown key {key!r} in a variant (allowed: name, prompt)"
+                )
+            fields[key] = value_node
+        missing = sorted(_VARIANT_KEYS - set(fields))
+        if missing:
+            raise TaskBlockError(_line(item), f"a variant has no {missing[0]!r}")
+        name = _string(fields["name"], "a variant's 'name'").strip()
+        if not _VARIANT_NAME.fullmatch(name):
+            raise TaskBlockError(
+                _line(fields["name"]),
+                f"variant name {name!r} must be 1 to 32 lowercase letters, digits, '-' or '_'",
+            )
+        if any(name == taken for taken, _ in found):
+            why = " ('default' is the name of 'prompt')" if name == DEFAULT_VARIANT else ""
+            raise TaskBlockError(_line(fields["name"]), f"variant {name!r} is named twice{why}")
+        found.append((name, _check_prompt(fields["prompt"], allowed, consumes)))
+    if len(found) < 2:
+        raise TaskBlockError(
+            _line(node),
+            "'variants' needs at least two prompts (or one besides 'prompt'); "
+            "with a single prompt, write 'prompt' only",
+        )
+    return tuple(found)
+
+
 def _choice(node: Node, what: str, choices: tuple[str, ...]) -> str:
     value = _string(node, what).strip()
     if value not in choices:
@@ -214,11 +285,21 @@ def parse_task_block(node: Node, intent: str, slots: tuple[str, ...]) -> TaskBlo
             _line(node),
             f"'task' of intent {intent!r} has no {' or '.join(repr(m) for m in missing)}",
         )
+    if "prompt" not in fields and "variants" not in fields:
+        raise TaskBlockError(
+            _line(node), f"'task' of intent {intent!r} has no 'prompt' (or 'variants')"
+        )
     consumes = (
         _choice(fields["consumes"], "'consumes'", CONSUMES) if "consumes" in fields else "none"
     )
     label = _localized(fields["label"], "'label'")
-    prompt = _check_prompt(fields["prompt"], BUILTIN_PLACEHOLDERS | set(slots), consumes)
+    allowed = BUILTIN_PLACEHOLDERS | set(slots)
+    prompt = _check_prompt(fields["prompt"], allowed, consumes) if "prompt" in fields else None
+    variants: tuple[tuple[str, str], ...] = ()
+    if "variants" in fields:
+        variants = _check_variants(fields["variants"], prompt, allowed, consumes)
+        prompt = variants[0][1]
+    assert prompt is not None
     shape = _choice(fields["format"], "'format'", FORMATS) if "format" in fields else "plain"
     if shape == "same" and consumes == "none":
         raise TaskBlockError(
@@ -257,4 +338,5 @@ def parse_task_block(node: Node, intent: str, slots: tuple[str, ...]) -> TaskBlo
         produces=produces,
         required=tuple(required),
         line=_line(node),
+        variants=variants,
     )
