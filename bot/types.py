@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+#: Telegram's limit on ``callback_data`` (bytes of UTF-8); Slack's ``action_id`` allows more.
+MAX_BUTTON_DATA = 64
+#: The ``why`` choice that asks for free text instead of a listed reason.
+OTHER_REASON = "other"
 
 
 class Action(StrEnum):
@@ -14,6 +20,12 @@ class Action(StrEnum):
     rate_down = "down"
     regenerate = "regen"
     cancel = "cancel"
+    #: Why a 👎: ``choice`` is a reason code of ``FEEDBACK_REASONS`` or ``OTHER_REASON``.
+    why = "why"
+    #: "Wrong kind of task" answered: ``choice`` is the kind meant (``oos``: not a request).
+    replan = "kind"
+    #: The voter's own words about their vote (a modal or a reply, never a button).
+    note = "note"
 
 
 @dataclass(frozen=True)
@@ -53,31 +65,62 @@ class ActionEvent:
     task_id: int
     event_id: str
     user_name: str | None = None
+    #: What was picked in a menu (a reason, a kind); see :class:`Action`.
+    choice: str | None = None
+    #: Free text the person wrote (``Action.note``).
+    comment: str | None = None
+
+
+def choice_token(choice: str) -> str:
+    """A short stand-in for a choice too long for a button's data (``~`` + 10 hex digits)."""
+    return "~" + hashlib.sha1(choice.encode("utf-8")).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
 class Button:
-    """A button under a message: its label and what it does to which task."""
+    """A button under a message: its label, what it does to which task, and the choice it
+    stands for in a menu (a reason, a kind)."""
 
     label: str
     action: Action
     task_id: int
+    choice: str | None = None
 
     @property
     def data(self) -> str:
-        """A compact token for the platform's callback field (well under 64 bytes)."""
-        return f"ab:{self.action.value}:{self.task_id}"
+        """A compact token for the platform's callback field (at most 64 bytes).
+
+        A choice that would make it longer is replaced by :func:`choice_token`; whoever
+        reads it matches the token against the choices it offers.
+        """
+        head = f"ab:{self.action.value}:{self.task_id}"
+        if self.choice is None:
+            return head
+        data = f"{head}:{self.choice}"
+        if len(data.encode("utf-8")) <= MAX_BUTTON_DATA:
+            return data
+        return f"{head}:{choice_token(self.choice)}"
+
+    @staticmethod
+    def decode(data: str) -> tuple[Action, int, str | None] | None:
+        """Decode :attr:`data` into (action, task id, choice); None when it is not ours."""
+        parts = data.split(":", 3)
+        if len(parts) not in (3, 4) or parts[0] != "ab":
+            return None
+        try:
+            action, task_id = Action(parts[1]), int(parts[2])
+        except ValueError:
+            return None
+        choice = parts[3] if len(parts) == 4 else None
+        if choice is not None and not choice:
+            return None
+        return action, task_id, choice
 
     @staticmethod
     def parse(data: str) -> tuple[Action, int] | None:
-        """Decode :attr:`data`; None for anything that is not ours."""
-        parts = data.split(":")
-        if len(parts) != 3 or parts[0] != "ab":
-            return None
-        try:
-            return Action(parts[1]), int(parts[2])
-        except ValueError:
-            return None
+        """Decode :attr:`data` into (action, task id); None for anything that is not ours."""
+        decoded = Button.decode(data)
+        return None if decoded is None else decoded[:2]
 
 
 @dataclass(frozen=True)
@@ -128,3 +171,10 @@ class Reply:
     duplicate: bool = False
     ephemeral: bool = False
     request_id: int | None = None
+    #: Choices offered with the answer (the "why 👎?" menu), rows of buttons.
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    #: The answer is the next step of the menu it was picked from: shown in its place.
+    update_menu: bool = False
+    #: Ask the person for free text about ``comment_task`` (a modal, a forced reply).
+    ask_comment: bool = False
+    comment_task: int | None = None

@@ -57,9 +57,16 @@ class Corrections(RepoBase):
         status: str | None = None,
         since: datetime | None = None,
         after_id: int | None = None,
+        task_id: int | None = None,
+        user: str | None = None,
     ) -> list[Correction]:
-        """Corrections, oldest first: of one tenant, one status, newer than a time or id."""
+        """Corrections, oldest first: of one tenant, one status, newer than a time or id,
+        of one task, by one person."""
         query = select(Correction)
+        if task_id is not None:
+            query = query.where(Correction.task_id == task_id)
+        if user is not None:
+            query = query.where(Correction.user == user)
         if platform is not None:
             query = query.where(Correction.platform == platform)
         if tenant is not None:
