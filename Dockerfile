@@ -1,4 +1,8 @@
-# atombot: the bot (CPU). See README "Docker" for the CUDA worker variant.
+# atombot: the bot (CPU). The CUDA worker variant is the same file with two build args
+# (docker-compose.yml's worker service does this):
+#   docker build --build-arg BASE=nvidia/cuda:12.6.3-runtime-ubuntu24.04 \
+#     --build-arg TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126" \
+#     -t atombot:cuda .
 ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
 
@@ -27,6 +31,10 @@ RUN pip install ".[${EXTRAS}]"
 RUN useradd --create-home atombot && mkdir -p /data /cache/huggingface && chown -R atombot /data /cache
 USER atombot
 VOLUME ["/data", "/cache/huggingface"]
-EXPOSE 3000
+# Slack HTTP events, Telegram webhook, operations (/metrics, /healthz, /readyz).
+EXPOSE 3000 8443 9090
+# Ready when /readyz on ATOMBOT_OPS_PORT answers 200 (python is the one tool sure to be here).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=300s --retries=5 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % (os.environ.get('ATOMBOT_OPS_PORT') or '9090'), timeout=3)"]
 ENTRYPOINT ["atombot"]
 CMD ["run"]

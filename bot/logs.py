@@ -13,21 +13,34 @@ password of a ``scheme://user:password@host`` URL.
 factory (:func:`logging.setLogRecordFactory`), which covers records of every logger,
 including loggers and handlers created later, and as a filter on the handlers, which covers
 ``extra`` attributes (set after the factory ran) and records built without the factory.
+
+With ``log_format="json"`` (``ATOMBOT_LOG_FORMAT=json``) every line on stderr is one JSON
+object — ``ts``, ``level``, ``logger``, ``message``, and ``request_id``, ``task_id``, ``tenant``
+and ``platform`` where :mod:`bot.logcontext` knows them: :class:`JsonFormatter` writes the
+records, :mod:`warnings` goes through logging, progress bars are switched off, and whatever
+else writes to ``sys.stderr`` (a library's own handler, a stray ``print``) is wrapped into a
+JSON object by :class:`JsonLines`.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+import os
 import re
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
+
+from bot import logcontext
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -36,6 +49,11 @@ REDACTED = "[redacted]"
 #: Shorter configured values are not redacted literally: they would mangle ordinary words.
 MIN_SECRET_LENGTH = 6
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: The values of ``ATOMBOT_LOG_FORMAT``.
+LOG_FORMATS = ("text", "json")
+#: Environment switches that turn the progress bars of tqdm, the hub and transformers off
+#: (read when those libraries create a bar or are imported, so set before loading a model).
+PROGRESS_BARS_OFF = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 #: The loggers of atombot's own packages (console mode shows them at the chosen level).
 OWN_LOGGERS = ("atombot", "bot", "handlers", "models", "storage", "__main__")
 
@@ -144,6 +162,113 @@ class SecretFilter(logging.Filter):
                 setattr(record, key, self.redact(value))
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line.
+
+    Keys: ``ts`` (ISO 8601, UTC), ``level``, ``logger``, ``message``; then ``request_id``,
+    ``task_id``, ``tenant`` and ``platform`` where known (from :mod:`bot.logcontext`, or the
+    record's ``extra``), and ``exc`` / ``stack`` for a traceback or stack.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as a one-line JSON object."""
+        data: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        context = logcontext.current()
+        for name in logcontext.FIELDS:
+            value = getattr(record, name, None)
+            if value is None:
+                value = context.get(name)
+            if value is not None:
+                data[name] = value
+        if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            data["exc"] = record.exc_text
+        if record.stack_info:
+            data["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+class JsonLines(io.TextIOBase):
+    """A stand-in for ``sys.stderr`` that keeps it JSON lines: a line that is not a JSON
+    object already (a library's own handler, a stray ``print``) is wrapped into one, at
+    WARNING from the logger ``stderr``, redacted."""
+
+    def __init__(self, target: IO[str], secret_filter: SecretFilter) -> None:
+        super().__init__()
+        self.target = target
+        self._filter = secret_filter
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        """Buffer ``text``; write each complete line, as JSON."""
+        with self._lock:
+            self._pending += text
+            *lines, self._pending = self._pending.split("\n")
+            for line in lines:
+                self._emit(line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush the target (a partial line waits for its end)."""
+        self.target.flush()
+
+    def close_pending(self) -> None:
+        """Write a partial last line, if any."""
+        with self._lock:
+            if self._pending:
+                self._emit(self._pending)
+                self._pending = ""
+        self.target.flush()
+
+    def fileno(self) -> int:
+        """The target's descriptor (faulthandler and subprocesses write there directly)."""
+        return self.target.fileno()
+
+    def isatty(self) -> bool:
+        """Never a terminal: progress bars and colours stay off."""
+        return False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        """The target's encoding."""
+        return getattr(self.target, "encoding", None) or "utf-8"
+
+    def _emit(self, line: str) -> None:
+        line = line.rstrip("\r")
+        if "\r" in line:  # a progress bar redrawn in place: keep only its last state
+            line = line.rsplit("\r", 1)[1]
+        if not line.strip():
+            return
+        if not _is_json_object(line):
+            line = json.dumps(
+                {
+                    "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "level": "WARNING",
+                    "logger": "stderr",
+                    "message": self._filter.redact(line),
+                },
+                ensure_ascii=False,
+            )
+        self.target.write(line + "\n")
+        self.target.flush()
+
+
+def _is_json_object(line: str) -> bool:
+    if not line.startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
 def install_record_factory(secret_filter: SecretFilter) -> Callable[[], None]:
     """Redact every record at creation (all loggers, present and future); returns an undo."""
     previous = logging.getLogRecordFactory()
@@ -200,6 +325,7 @@ def configure_logging(
     stream: IO[str] | None = None,
     console_mode: bool = False,
     log_file: Path | None = None,
+    log_format: str = "text",
 ) -> LoggingSetup:
     """Configure the root logger once, for the process, with secrets redacted everywhere.
 
@@ -208,13 +334,25 @@ def configure_logging(
     when given, gets every record from ``level`` up. Handlers already on the root logger are
     replaced. Uncaught exceptions (``sys.excepthook``, ``threading.excepthook``) are printed
     redacted as well.
+
+    ``log_format="json"`` writes one JSON object per line (:class:`JsonFormatter`), routes
+    :mod:`warnings` through logging, switches progress bars off (:data:`PROGRESS_BARS_OFF`,
+    for libraries loaded later) and, when the stream is ``sys.stderr``, wraps
+    ``sys.stderr`` in :class:`JsonLines` so that nothing else writes a plain line there.
     """
     numeric = level if isinstance(level, int) else logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ValueError(f"unknown log level: {level!r}")
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"unknown log format: {log_format!r} (use one of {LOG_FORMATS})")
+    as_json = log_format == "json"
     secret_filter = SecretFilter(secrets)
-    formatter = logging.Formatter(FORMAT)
-    console = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    formatter: logging.Formatter = JsonFormatter() if as_json else logging.Formatter(FORMAT)
+    target = stream if stream is not None else sys.stderr
+    undo_first: list[Callable[[], None]] = []
+    if as_json:
+        undo_first.append(_json_only_stderr(target, secret_filter))
+    console = logging.StreamHandler(target)
     console.setFormatter(formatter)
     console.addFilter(secret_filter)
     if console_mode:
@@ -238,7 +376,7 @@ def configure_logging(
         others.append(logging.lastResort)
     for handler in others:
         handler.addFilter(secret_filter)
-    setup = LoggingSetup(secret_filter, handlers)
+    setup = LoggingSetup(secret_filter, handlers, undo_first)
 
     def detach() -> None:
         for handler in others:
@@ -248,6 +386,30 @@ def configure_logging(
     setup._undo.append(install_record_factory(secret_filter))
     setup._undo.append(_install_excepthooks(secret_filter, handlers[0]))
     return setup
+
+
+def _json_only_stderr(target: IO[str], secret_filter: SecretFilter) -> Callable[[], None]:
+    """Keep stderr JSON lines: warnings through logging, progress bars off, ``sys.stderr``
+    wrapped (when the log goes there). Returns the undo."""
+    added = [name for name in PROGRESS_BARS_OFF if name not in os.environ]
+    os.environ.update({name: PROGRESS_BARS_OFF[name] for name in added})
+    logging.captureWarnings(True)
+    previous = sys.stderr
+    wrapper: JsonLines | None = None
+    if target is previous or target is sys.__stderr__:
+        wrapper = JsonLines(target, secret_filter)
+        sys.stderr = wrapper
+
+    def restore() -> None:
+        logging.captureWarnings(False)
+        for name in added:
+            os.environ.pop(name, None)
+        if wrapper is not None:
+            wrapper.close_pending()
+            if sys.stderr is wrapper:
+                sys.stderr = previous
+
+    return restore
 
 
 def _all_loggers() -> list[logging.Logger]:
@@ -267,6 +429,10 @@ def _install_excepthooks(
     def write(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
         text = "".join(traceback.format_exception(kind, value, tb))
         stream = getattr(handler, "stream", None) or sys.stderr
+        if isinstance(handler.formatter, JsonFormatter):
+            record = logging.LogRecord("atombot", logging.CRITICAL, "", 0, "uncaught", None, None)
+            record.exc_text = text.rstrip("\n")
+            text = handler.formatter.format(record) + "\n"
         stream.write(secret_filter.redact(text))
         stream.flush()
 
