@@ -8,10 +8,14 @@ import logging
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.adapters.base import ChatAdapter, Services
 from bot.config import Settings
 from bot.leader import Leader
+from bot.learning import Learning, build_learning
+from bot.metrics import Metrics
+from bot.ops import OpsServer, Readiness
 from bot.router import Router
 from bot.scheduler import Jobs, Scheduler
 from handlers.kinds import KindRegistry, build_registry
@@ -44,21 +48,79 @@ class App:
     kinds: KindRegistry
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     _worker_task: asyncio.Task[None] | None = None
+    #: This app's metrics (its own registry), served by the ops server.
+    metrics: Metrics = field(default_factory=Metrics)
+    #: Where to serve /metrics, /healthz and /readyz (None: not served; 0: any free port).
+    ops_port: int | None = None
+    #: The ops server while it runs (after :meth:`start` / :meth:`run_worker`).
+    ops: OpsServer | None = None
+    #: Learning from corrections (per-tenant classifiers, reload, retraining), when on.
+    learning: Learning | None = None
+    _learning_task: asyncio.Task[None] | None = None
 
     def notify(self) -> None:
         """New work was accepted: claim and deliver without waiting for the next poll."""
         if self.worker is not None:
             self.worker.wake()
 
+    async def start_ops(self, *, scheduling: bool = True) -> None:
+        """Serve the ops endpoints (if configured); a taken port is a warning, not a crash."""
+        if self.ops_port is None or self.ops is not None:
+            return
+        readiness = Readiness(
+            repo=self.repo,
+            adapters=self.adapters,
+            worker=self.worker,
+            scheduler=self.scheduler if scheduling else None,
+            endpoint=self.settings.openai_base_url if self.settings.generator == "openai" else None,
+        )
+        ops = OpsServer(
+            metrics=self.metrics,
+            readiness=readiness,
+            host=self.settings.ops_host,
+            port=self.ops_port,
+        )
+        try:
+            await ops.start()
+        except OSError as exc:
+            log.warning(
+                "ops port %s unavailable (%s): /metrics, /healthz and /readyz are off; "
+                "set ATOMBOT_OPS_PORT to a free port (0 turns them off)",
+                self.ops_port,
+                exc.strerror or exc,
+            )
+            return
+        self.ops = ops
+
+    async def run_worker(self) -> None:
+        """``atombot worker``: the generation worker (and the ops endpoints) until stopped."""
+        assert self.worker is not None
+        await self.start_ops(scheduling=False)
+        try:
+            await self.worker.run(self.stop_event)
+        finally:
+            if self.ops is not None:
+                await self.ops.stop()
+                self.ops = None
+            await self.worker.close()
+            await self.repo.dispose()
+
     async def start(self) -> None:
-        """Start the worker, the scheduler jobs and the adapters."""
+        """Start the ops endpoints, the worker, the scheduler jobs and the adapters."""
+        await self.start_ops()
         if self.worker is not None:
             self._worker_task = asyncio.create_task(self.worker.run(self.stop_event))
+        if self.learning is not None:
+            # Corrections and promoted versions apply from the first message on.
+            await self.learning.reloader.try_refresh()
+            self._learning_task = asyncio.create_task(self.learning.reloader.run(self.stop_event))
         self.jobs.install(
             poll_seconds=self.settings.poll_seconds, lease_seconds=self.settings.lease_seconds
         )
         self.scheduler.start()
-        services = Services(router=self.router, repo=self.repo, notify=self.notify)
+        services = Services(
+            router=self.router, repo=self.repo, notify=self.notify, metrics=self.metrics
+        )
         for adapter in self.adapters.values():
             await adapter.start(services)
 
@@ -77,10 +139,17 @@ class App:
     async def stop(self) -> None:
         """Stop adapters, scheduler and worker (releasing claimed tasks), close the database."""
         self.stop_event.set()
+        if self.ops is not None:
+            await self.ops.stop()
+            self.ops = None
         for adapter in self.adapters.values():
             with contextlib.suppress(Exception):
                 await adapter.stop()
         await self.scheduler.shutdown()
+        if self._learning_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._learning_task
+            self._learning_task = None
         if self._worker_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker_task
@@ -155,6 +224,7 @@ def build_generator(settings: Settings) -> Generator:
             openai_api_key=settings.openai_api_key,
             device=settings.device,
             max_batch=settings.max_batch,
+            adapter=settings.adapter,
             offline_fallback_dir=(
                 None
                 if "model" in settings.model_fields_set
@@ -197,18 +267,34 @@ async def build_app(
     adapters: Sequence[ChatAdapter] | None = None,
     with_worker: bool = True,
     migrate: bool = True,
+    ops_port: int | None = None,
+    learning: bool | None = None,
 ) -> App:
-    """Build a wired :class:`App`. Tests pass their own parser, generator and adapters."""
+    """Build a wired :class:`App`. Tests pass their own parser, generator and adapters.
+
+    ``ops_port`` is where :meth:`App.start` serves the ops endpoints (None: nowhere, 0: any
+    free port); the CLI passes ``ATOMBOT_OPS_PORT``. ``learning`` (default: on when the
+    parser is built here) reads each tenant with its own classifier version and corrections,
+    and registers the retraining job; it needs an ``IntentClassifier`` as the parser.
+    """
     kinds = await asyncio.to_thread(build_kinds, settings)
     repo = await open_repository(settings.resolved_database_url(), migrate=migrate)
+    if learning is None:
+        learning = parser is None
     if parser is None:
         parser = await asyncio.to_thread(build_parser, settings)
+    learned = _learning(settings, repo, parser) if learning else None
+    if learned is not None:
+        parser = learned.parser
+    metrics = Metrics(k.name for k in kinds)
     router = Router(
         repo=repo,
         parser=parser,
         max_input_chars=settings.max_input_chars,
         max_attempts=settings.max_attempts,
         kinds=kinds,
+        metrics=metrics,
+        corrections_mode=settings.corrections_mode,
     )
     chosen = list(adapters) if adapters is not None else default_adapters(settings)
     adapter_map = {a.platform: a for a in chosen}
@@ -221,6 +307,7 @@ async def build_app(
             kinds=kinds.generative_kinds,
             lease_seconds=settings.lease_seconds,
             poll_seconds=min(settings.poll_seconds, 1.0),
+            observer=metrics,
         )
     # On PostgreSQL only the replica holding the advisory lock runs the jobs.
     scheduler = Scheduler(settings.timezone, leader=Leader(repo))
@@ -230,6 +317,8 @@ async def build_app(
         scheduler=scheduler,
         memory_days=settings.memory_days,
         kinds=kinds,
+        metrics=metrics,
+        retrainer=learned.retrainer if learned is not None else None,
     )
     return App(
         settings=settings,
@@ -240,4 +329,44 @@ async def build_app(
         jobs=jobs,
         worker=worker,
         kinds=kinds,
+        metrics=metrics,
+        ops_port=ops_port,
+        learning=learned,
+    )
+
+
+def _learning(settings: Settings, repo: Repository, parser: IntentParser) -> Learning:
+    from models.intents import IntentClassifier
+
+    if not isinstance(parser, IntentClassifier):
+        raise TypeError("learning from corrections needs an IntentClassifier as the parser")
+    return build_learning(
+        repo=repo,
+        base=parser,
+        data_dir=settings.data_dir,
+        intents=settings.intents,
+        encoder=settings.encoder,
+        retrain_after=settings.retrain_after,
+        retrain_cron=settings.retrain_cron,
+        timezone=settings.timezone,
+        reload_seconds=settings.reload_seconds,
+    )
+
+
+class NoParser:
+    """The classifier of a process that classifies nothing (``atombot worker``)."""
+
+    def parse(
+        self, text: str, *, now_iso: str | None = None, timezone: str = "UTC", traits: Any = None
+    ) -> list[Any]:
+        """No tasks, ever."""
+        return []
+
+
+async def build_worker_app(
+    settings: Settings, *, generator: Generator | None = None, ops_port: int | None = None
+) -> App:
+    """The app of ``atombot worker``: storage and a worker; run it with :meth:`App.run_worker`."""
+    return await build_app(
+        settings, parser=NoParser(), generator=generator, adapters=[], ops_port=ops_port
     )

@@ -50,13 +50,23 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     for adapter in adapters:
         if isinstance(adapter, ConsoleAdapter):
             adapter.wait_timeout = args.wait_timeout
+            adapter.notes_to_log = settings.log_format == "json"
         if args.slack_port is not None and adapter.platform == "slack":
             adapter.port = args.slack_port  # type: ignore[attr-defined]
     if any(isinstance(adapter, ConsoleAdapter) for adapter in adapters):
         from bot.texts import t
 
-        print(t("console.starting", "en", log_file=console_log_file(settings)), file=sys.stderr)
-    app = await build_app(settings, adapters=adapters, with_worker=not args.no_worker)
+        starting = t("console.starting", "en", log_file=console_log_file(settings))
+        if settings.log_format == "json":
+            logging.getLogger("bot.cli").info("%s", starting)
+        else:
+            print(starting, file=sys.stderr)
+    app = await build_app(
+        settings,
+        adapters=adapters,
+        with_worker=not args.no_worker,
+        ops_port=settings.ops_port or None,
+    )
     for adapter in adapters:
         if isinstance(adapter, ConsoleAdapter):
             adapter.on_finished = app.stop_event.set
@@ -88,31 +98,16 @@ def _console_mode(args: argparse.Namespace, settings: Settings) -> bool:
 
 
 async def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import build_app
+    from bot.app import build_worker_app
 
-    app = await build_app(settings, adapters=[], parser=_NoParser())
-    assert app.worker is not None
-    stop = app.stop_event
+    app = await build_worker_app(settings, ops_port=settings.ops_port or None)
     import signal
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await app.worker.run(stop)
-    finally:
-        await app.worker.close()
-        await app.repo.dispose()
+        loop.add_signal_handler(sig, app.stop_event.set)
+    await app.run_worker()
     return 0
-
-
-class _NoParser:
-    """The worker process classifies nothing."""
-
-    def parse(
-        self, text: str, *, now_iso: str | None = None, timezone: str = "UTC", traits: Any = None
-    ) -> list[Any]:
-        return []
 
 
 async def _tasks(args: argparse.Namespace, settings: Settings) -> int:
@@ -234,10 +229,20 @@ def build_arg_parser() -> argparse.ArgumentParser:
     man.set_defaults(func=_slack_manifest, is_async=False)
 
     from bot.cli_digests import register as register_digests
+    from bot.cli_doctor import register as register_doctor
+    from bot.cli_feedback import register as register_feedback
     from bot.cli_intents import register as register_intents
+    from bot.cli_learning import register_corrections
+    from bot.cli_stats import register as register_stats
+    from bot.cli_tune import register as register_tune
 
     register_digests(sub)
+    register_doctor(sub)
     register_intents(sub)
+    register_corrections(sub)
+    register_feedback(sub)
+    register_tune(sub)
+    register_stats(sub)
     return parser
 
 
@@ -253,7 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # they are shown from WARNING up, and `run` keeps the full log in a file.
     console = _console_mode(args, settings)
     chat = console and args.command == "run"
-    if chat:
+    as_json = settings.log_format == "json"
+    if chat or (as_json and args.command in ("run", "worker")):
         from models.generation.hf import hide_progress_bars
 
         hide_progress_bars()
@@ -263,8 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         console_mode=console,
         log_file=console_log_file(settings) if chat else None,
+        log_format=settings.log_format,
     )
-    if chat and not (args.log_level or "log_level" in settings.model_fields_set):
+    # With JSON logs stderr is for machines: it gets the whole log, not only warnings.
+    if chat and not as_json and not (args.log_level or "log_level" in settings.model_fields_set):
         # The chat shows only warnings and errors; the file has the whole log. APScheduler's
         # "run time of job … was missed" (a busy CPU delayed a 1 s tick) is no news to a person.
         setup.handlers[0].setLevel(logging.WARNING)

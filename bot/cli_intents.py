@@ -7,6 +7,8 @@
 - ``atombot intents predict [--json]`` (stdin: one message per line)
 - ``atombot intents kinds [--data FILE] [--json]``: every task kind, where it comes from
   (built-in or ``file:line``) and its settings
+- ``atombot intents versions | rollback VERSION | retrain``: each tenant's classifier
+  versions (see :mod:`bot.cli_learning`)
 """
 
 from __future__ import annotations
@@ -306,3 +308,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     kinds.add_argument("--json", action="store_true", help="print one JSON array")
     kinds.set_defaults(func=_kinds)
+
+    from bot.cli_learning import register_versions
+
+    register_versions(sub)

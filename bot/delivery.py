@@ -18,7 +18,9 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
+from bot import logcontext
 from bot.adapters.base import ChatAdapter, DeliveryError
+from bot.metrics import Metrics
 from bot.posting import TAKEOVER_GRACE, find_earlier_post, new_client_id
 from bot.render import fit_view, render_request
 from bot.types import Section, Target, View
@@ -67,11 +69,13 @@ class Deliverer:
         repo: Repository,
         adapters: Mapping[str, ChatAdapter],
         kinds: KindRegistry | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.repo = repo
         self.adapters = adapters
         #: The task-kind registry (the built-in kinds when none is given).
         self.kinds = kinds if kinds is not None else build_registry()
+        self.metrics = metrics if metrics is not None else Metrics(k.name for k in self.kinds)
         self.cursor = utcnow() - STARTUP_LOOKBACK
         #: When this process last wrote to each chat (only one scheduler is active).
         self._chat_writes: dict[ChatKey, datetime] = {}
@@ -101,10 +105,12 @@ class Deliverer:
 
     async def sync(self, request_id: int) -> None:
         """Bring one request's message up to date (post, edit, follow-up parts)."""
+        logcontext.begin(request_id=request_id)
         request = await self.repo.get_request(request_id)
         if request is None or request.platform not in self.adapters:
             return
         adapter = self.adapters[request.platform]
+        logcontext.bind(platform=request.platform, tenant=request.tenant)
         tasks = await self.repo.tasks_of_request(request_id)
         if not any(self.kinds.visible(t.kind) for t in tasks):
             return
@@ -161,10 +167,15 @@ class Deliverer:
                     self._wrote(chat, now)
                     delivery.parts_sent += 1
                     await self.repo.save_delivery(delivery)
+                newly_done = not delivery.done
                 delivery.done = True
                 delivery.next_attempt_at = None
                 await self.repo.save_delivery(delivery)
+                if newly_done:  # later passes over a finished request show nothing new
+                    shown = [t for t in tasks if self.kinds.visible(t.kind)]
+                    self.metrics.delivered(request.platform, shown, now=utcnow())
         except DeliveryError as exc:
+            self.metrics.delivery_failed(request.platform)
             await self._failed(delivery, exc, now)
 
     async def _post_once(

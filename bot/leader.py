@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.health import OutageLog, is_outage
 from storage.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -55,11 +56,17 @@ class Leader:
         self._leading = False
         self._last_try: float | None = None
         self._lock = asyncio.Lock()
+        self._outage = OutageLog(log, "scheduler lock")
 
     @property
     def is_leader(self) -> bool:
         """What the last check found (no database round trip)."""
         return self._single_process or self._leading
+
+    @property
+    def known(self) -> bool:
+        """Whether this process knows if it leads: always on SQLite, else after one try."""
+        return self._single_process or self._leading or self._last_try is not None
 
     @property
     def backend_pid(self) -> int | None:
@@ -110,9 +117,13 @@ class Leader:
                 self._pid = await self.repo.ping(self._conn)
             got = await self.repo.try_advisory_lock(self._conn, self.key)
         except Exception as exc:  # the database is unreachable or the connection died
-            log.warning("could not try the scheduler lock: %s", exc)
+            if is_outage(exc):
+                self._outage.failed(exc)  # once per outage, not once per retry
+            else:
+                log.warning("could not try the scheduler lock: %s", exc)
             await self._close()
             return
+        self._outage.ok()
         if got:
             log.info("this process is now the active scheduler (backend %s)", self._pid)
             self._set(True)

@@ -7,21 +7,41 @@ Adapters call :meth:`Router.handle` with an :class:`~bot.types.Inbound` and
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
+import time
 import unicodedata
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from bot import logcontext
+from bot.learning import ScopedParser, scope_of
+from bot.metrics import Metrics
 from bot.texts import detect_locale, t
-from bot.types import Action, ActionEvent, Inbound, Reply
+from bot.types import OTHER_REASON, Action, ActionEvent, Button, Inbound, Reply, choice_token
 from handlers.base import HandlerContext, MessageFetcher, Plan
-from handlers.feedback import cancel, rate, regenerate_task
+from handlers.feedback import (
+    WRONG_KIND,
+    cancel,
+    correct,
+    explain,
+    may_explain,
+    note,
+    rate,
+    rate_task,
+    reason_label,
+    regenerate_task,
+    request_text_of,
+)
 from handlers.kinds import KindRegistry, TaskKind, build_registry
 from models.intents import slots as slot_extraction
 from models.intents.spec import OOS, IntentParser, TaskSpec
+from storage.health import OutageLog, is_outage
 from storage.repository import Repository
 from storage.schemas import RequestCreate, TaskCreate
-from storage.tables import Task, TaskStatus
+from storage.tables import FEEDBACK_REASONS, Request, Task, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +69,41 @@ class Router:
         max_input_chars: int = 20_000,
         max_attempts: int = 3,
         kinds: KindRegistry | None = None,
+        metrics: Metrics | None = None,
+        corrections_mode: str = "immediate",
     ) -> None:
         self.repo = repo
+        #: ``review``: corrections from "wrong kind of task" are stored pending approval.
+        self.corrections_mode = corrections_mode
         self.parser = parser
         #: The task-kind registry (the built-in kinds when none is given).
         self.kinds = kinds if kinds is not None else build_registry()
         self.max_input_chars = max_input_chars
         self.max_attempts = max_attempts
+        self.metrics = metrics if metrics is not None else Metrics(k.name for k in self.kinds)
+        self._outage = OutageLog(log, "router")
 
     async def handle(self, inbound: Inbound, *, fetch: MessageFetcher | None = None) -> Reply:
-        """Process one inbound message and return the acknowledgement to show."""
+        """Process one inbound message and return the acknowledgement to show.
+
+        While the database is unreachable the sender is told to try again (and the outage
+        is logged once), instead of the message failing with an error.
+        """
+        logcontext.begin(platform=inbound.platform, tenant=inbound.tenant)
+        try:
+            reply = await self._handle(inbound, fetch=fetch)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self._outage.failed(exc)
+            self.metrics.request(inbound.platform, "unavailable")
+            return Reply(t("service.unavailable", detect_locale(inbound.text)))
+        self._outage.ok()
+        outcome = "duplicate" if reply.duplicate else "tasks" if reply.task_ids else "answer"
+        self.metrics.request(inbound.platform, outcome)
+        return reply
+
+    async def _handle(self, inbound: Inbound, *, fetch: MessageFetcher | None) -> Reply:
         text = clean_text(inbound.text)
         locale = detect_locale(text)
         if not text:
@@ -71,13 +116,15 @@ class Router:
         if seen is not None:
             return await self._duplicate(seen.id or 0, locale)
 
+        began = time.perf_counter()
         specs = await asyncio.to_thread(
-            self.parser.parse,
+            self._parse_for(inbound),
             text,
             now_iso=datetime.now(UTC).isoformat(),
             timezone=inbound.timezone,
             traits=self.kinds,
         )
+        self.metrics.classified(time.perf_counter() - began)
         specs = [s for s in specs if s.intent != OOS and self.kinds.planner(s.intent) is not None]
         if not specs:
             return Reply(t("input.oos", locale))
@@ -108,13 +155,30 @@ class Router:
             tasks=tasks,
             hold_delivery_until=ctx.now + RECEIPT_GRACE if inbound.adopts_receipt else None,
         )
+        logcontext.bind(request_id=stored.request.id)
         if not stored.created:
             return await self._duplicate(stored.request.id or 0, locale)
+        # Ids and kinds only: the message text never goes into the log at INFO.
+        log.info(
+            "request %s accepted: %d task(s) %s",
+            stored.request.id,
+            len(stored.tasks),
+            ",".join(task.kind for task in stored.tasks) or "-",
+        )
         for task in stored.tasks:
             kind = self.kinds.get(task.kind)
             if kind is not None:
                 await kind.handler.after_create(task, ctx)
         return self._acknowledge(stored.tasks, answers, locale, stored.request.id)
+
+    def _parse_for(self, inbound: Inbound) -> Callable[..., list[TaskSpec]]:
+        """The parse call for the sender: with their tenant's classifier and corrections
+        when the parser reads per tenant, else the parser's plain ``parse``."""
+        if isinstance(self.parser, ScopedParser):
+            return functools.partial(
+                self.parser.parse_in, scope_of(inbound.platform, inbound.tenant)
+            )
+        return self.parser.parse
 
     async def _plan(
         self, specs: list[TaskSpec], ctx: HandlerContext, text: str
@@ -239,8 +303,32 @@ class Router:
             request_id=request_id,
         )
 
-    async def handle_action(self, event: ActionEvent, *, locale: str | None = None) -> Reply:
-        """Process a button press (rating, regenerate, cancel) and return the answer."""
+    async def handle_action(
+        self,
+        event: ActionEvent,
+        *,
+        locale: str | None = None,
+        fetch_for: FetcherFor | None = None,
+    ) -> Reply:
+        """Process a button press (rating, why 👎, re-plan, regenerate, cancel) or a note.
+
+        ``fetch_for(channel, thread)`` gives the conversation reader a re-planned task may
+        need (a summary of the thread the request came from).
+        """
+        logcontext.begin(platform=event.platform, tenant=event.tenant, task_id=event.task_id)
+        try:
+            reply = await self._handle_action(event, locale=locale, fetch_for=fetch_for)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self._outage.failed(exc)
+            return Reply(t("service.unavailable", locale or "en"), ephemeral=True)
+        self._outage.ok()
+        return reply
+
+    async def _handle_action(
+        self, event: ActionEvent, *, locale: str | None, fetch_for: FetcherFor | None
+    ) -> Reply:
         task = await self.repo.get_task(event.task_id)
         if locale is None:
             original = await self.repo.get_request(task.request_id) if task else None
@@ -257,9 +345,23 @@ class Router:
         ctx = HandlerContext(
             repo=self.repo, request=request, now=datetime.now(UTC), kind_label=self.kinds.label
         )
-        if event.action in (Action.rate_up, Action.rate_down):
-            score = 1 if event.action == Action.rate_up else -1
-            return Reply(await rate(event.task_id, score, ctx), ephemeral=True)
+        if event.action == Action.rate_up:
+            return Reply(await rate(event.task_id, 1, ctx), ephemeral=True)
+        if event.action == Action.rate_down:
+            rated = await rate_task(event.task_id, -1, ctx)
+            if not rated.stored:
+                return Reply(rated.text, ephemeral=True)
+            return Reply(
+                f"{rated.text}\n{t('why.ask', locale)}",
+                ephemeral=True,
+                buttons=_reasons_menu(event.task_id, locale),
+            )
+        if event.action == Action.why:
+            return await self._why(event, ctx)
+        if event.action == Action.replan:
+            return await self._replan(event, ctx, fetch_for)
+        if event.action == Action.note:
+            return Reply(await note(event.task_id, event.comment or "", ctx), ephemeral=True)
         if event.action == Action.cancel:
             return Reply(await cancel(event.task_id, ctx), ephemeral=True)
         return await self._regenerate(event, ctx)
@@ -299,6 +401,182 @@ class Router:
             ephemeral=True,
             request_id=stored.request.id,
         )
+
+    # -- why a 👎, and "wrong kind of task" ----------------------------------------------
+
+    async def _why(self, event: ActionEvent, ctx: HandlerContext) -> Reply:
+        """A reason picked from the 👎 menu: stored on the voter's vote; "wrong kind" goes on
+        to the kinds, "other" asks for their words."""
+        locale = ctx.request.locale
+        if event.choice == OTHER_REASON:
+            allowed = await may_explain(event.task_id, ctx)
+            return Reply(
+                allowed.text,
+                ephemeral=True,
+                ask_comment=allowed.stored,
+                comment_task=event.task_id if allowed.stored else None,
+            )
+        explained = await explain(event.task_id, event.choice or "", ctx)
+        if not explained.stored or event.choice != WRONG_KIND:
+            return Reply(explained.text, ephemeral=True, update_menu=explained.stored)
+        task = await self.repo.get_task(event.task_id)
+        assert task is not None  # explain() found it
+        return Reply(
+            t("why.pick_kind", locale, id=event.task_id),
+            ephemeral=True,
+            update_menu=True,
+            buttons=self._kinds_menu(task, locale),
+        )
+
+    def _offered_kinds(self, task: Task) -> list[str]:
+        """The kinds "wrong kind of task" offers: every visible planned kind but its own."""
+        return [k.name for k in self.kinds if k.planned and k.visible and k.name != task.kind]
+
+    def _kinds_menu(self, task: Task, locale: str) -> tuple[tuple[Button, ...], ...]:
+        task_id = task.id or 0
+        buttons = [
+            Button(self.kinds.label(name, locale), Action.replan, task_id, name)
+            for name in self._offered_kinds(task)
+        ]
+        buttons.append(Button(t("why.not_request", locale), Action.replan, task_id, OOS))
+        return _rows(buttons, 2)
+
+    def _picked_kind(self, choice: str | None, task: Task) -> str | None:
+        """The kind a menu choice names (a name, or its token when the name was too long)."""
+        if choice == OOS:
+            return OOS
+        for name in self._offered_kinds(task):
+            if choice in (name, choice_token(name)):
+                return name
+        return None
+
+    async def _replan(
+        self, event: ActionEvent, ctx: HandlerContext, fetch_for: FetcherFor | None
+    ) -> Reply:
+        """The voter says which kind they meant: record the correction and, unless it was
+        not a request, plan the same words as that kind at once (a new attempt)."""
+        locale = ctx.request.locale
+        task = await self.repo.get_task(event.task_id)
+        if task is None or task.platform != event.platform or task.tenant != event.tenant:
+            return Reply(t("rate.not_found", locale, id=event.task_id), ephemeral=True)
+        vote = await self.repo.vote_of(event.task_id, event.user)
+        if vote is None or vote.score != -1:
+            return Reply(t("why.not_voter", locale, id=event.task_id), ephemeral=True)
+        kind = self._picked_kind(event.choice, task)
+        if kind is None:
+            return Reply(t("replan.unknown_kind", locale, id=event.task_id), ephemeral=True)
+        original = await self.repo.get_request(task.request_id)
+        text = request_text_of(task, original.text if original is not None else "")
+        # Picking a kind says why the vote was 👎, whatever the menu showed before.
+        await self.repo.set_vote_reason(task_id=event.task_id, user=event.user, reason=WRONG_KIND)
+        await correct(task, kind, text, ctx, review=self.corrections_mode == "review")
+        if isinstance(self.parser, ScopedParser):
+            self.parser.corrections_changed()  # this process applies it from the next message
+        if kind == OOS:
+            return Reply(t("replan.not_request", locale), ephemeral=True, update_menu=True)
+        if original is None:
+            return Reply(t("regenerate.not_possible", locale, id=event.task_id), ephemeral=True)
+        return await self._plan_as(kind, task, original, text, event, fetch_for)
+
+    async def _plan_as(
+        self,
+        kind: str,
+        task: Task,
+        original: Request,
+        text: str,
+        event: ActionEvent,
+        fetch_for: FetcherFor | None,
+    ) -> Reply:
+        """Plan ``text`` as ``kind``: slots extracted for that kind, the tasks linked to the
+        first attempt (``retry_of``) in a request of their own, delivered like a regenerate.
+        The same pick again finds that request instead of planning twice."""
+        locale = original.locale
+        label = self.kinds.label(kind, locale)
+        request = RequestCreate(
+            platform=original.platform,
+            tenant=original.tenant,
+            channel=original.channel,
+            thread=original.thread,
+            user=event.user,
+            text=text,
+            event_id=f"replan:{task.id}:{kind}",
+            locale=locale,
+            timezone=original.timezone,
+            private=original.private,
+            context=dict(original.context),
+        )
+        seen = await self.repo.find_request(
+            platform=request.platform, tenant=request.tenant, event_id=request.event_id
+        )
+        if seen is not None:
+            return await self._replanned_already(seen.id or 0, task, label, locale)
+        now = datetime.now(UTC)
+        ctx = HandlerContext(
+            repo=self.repo,
+            request=request,
+            now=now,
+            fetch_messages=fetch_for(original.channel, original.thread) if fetch_for else None,
+            kind_label=self.kinds.label,
+        )
+        context = slot_extraction.SlotContext(now=now, timezone=original.timezone)
+        slots, missing = slot_extraction.extract(kind, text, context)
+        spec = TaskSpec(kind, slots, 1.0, (0, len(text)), (), missing)
+        planned, answers = await self._plan([spec], ctx, text)
+        head = t("replan.planned", locale, id=task.id, kind=label)
+        if not planned:  # it needs a detail the words do not give: ask, as the router does
+            return Reply("\n".join([head, *answers]), ephemeral=True, update_menu=True)
+        linked = [
+            replace(x, retry_of=task.id, inputs={**x.inputs, "replanned_from": task.kind})
+            for x in planned
+        ]
+        stored = await self.repo.create_request(request=request, tasks=linked)
+        if not stored.created:
+            return await self._replanned_already(stored.request.id or 0, task, label, locale)
+        for created in stored.tasks:
+            registered = self.kinds.get(created.kind)
+            if registered is not None:
+                await registered.handler.after_create(created, ctx)
+        ack = self._acknowledge(stored.tasks, answers, locale, stored.request.id)
+        return Reply(
+            "\n".join(x for x in (head, ack.text) if x),
+            task_ids=ack.task_ids,
+            ephemeral=True,
+            update_menu=True,
+            request_id=stored.request.id,
+        )
+
+    async def _replanned_already(
+        self, request_id: int, task: Task, label: str, locale: str
+    ) -> Reply:
+        tasks = [
+            x for x in await self.repo.tasks_of_request(request_id) if self.kinds.visible(x.kind)
+        ]
+        listed = ", ".join(f"#{x.id}" for x in tasks) or "—"
+        return Reply(
+            t("replan.already", locale, id=task.id, kind=label, tasks=listed),
+            task_ids=tuple(x.id or 0 for x in tasks),
+            duplicate=True,
+            ephemeral=True,
+            update_menu=True,
+            request_id=request_id,
+        )
+
+
+#: Builds the conversation reader of a chat: (channel, thread) -> fetcher.
+FetcherFor = Callable[[str, str | None], MessageFetcher]
+
+
+def _rows(buttons: list[Button], per_row: int) -> tuple[tuple[Button, ...], ...]:
+    return tuple(tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row))
+
+
+def _reasons_menu(task_id: int, locale: str) -> tuple[tuple[Button, ...], ...]:
+    """The "why 👎?" choices: the reasons, then "Other…" for the person's own words."""
+    buttons = [
+        Button(reason_label(code, locale), Action.why, task_id, code) for code in FEEDBACK_REASONS
+    ]
+    buttons.append(Button(t("why.other", locale), Action.why, task_id, OTHER_REASON))
+    return _rows(buttons, 2)
 
 
 def _question(kind: TaskKind, missing: list[str], locale: str) -> str:

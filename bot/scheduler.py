@@ -21,11 +21,14 @@ from bot.adapters.base import ChatAdapter
 from bot.delivery import Deliverer
 from bot.errors import report
 from bot.leader import Leader
+from bot.metrics import Metrics
 from bot.notices import Notifier, new_notice
+from bot.retrain import Retrainer
 from bot.texts import t
 from bot.types import Target
 from handlers.digest import recap_task
 from handlers.kinds import KindRegistry, build_registry
+from storage.health import OutageLog, is_outage
 from storage.repository import Repository
 from storage.schemas import RequestCreate
 from storage.tables import DigestSubscription, Reminder, TaskStatus, utcnow
@@ -46,6 +49,7 @@ class Scheduler:
         self._scheduler = AsyncIOScheduler(timezone=ZoneInfo(timezone))
         self._running: set[asyncio.Task[Any]] = set()
         self.leader = leader
+        self._outage = OutageLog(log, "scheduler")
         _quiet_overlap_warnings()
 
     def every(self, seconds: float, job: Job, *, job_id: str) -> None:
@@ -80,6 +84,11 @@ class Scheduler:
         if self._scheduler.get_job(job_id) is not None:
             self._scheduler.remove_job(job_id)
 
+    @property
+    def running(self) -> bool:
+        """Whether jobs are being fired (between :meth:`start` and :meth:`shutdown`)."""
+        return bool(self._scheduler.running)
+
     def job_ids(self) -> list[str]:
         """Ids of the scheduled jobs."""
         return [j.id for j in self._scheduler.get_jobs()]
@@ -105,8 +114,12 @@ class Scheduler:
             try:
                 if self.leader is None or await self.leader.confirm():
                     await job()
+                    self._outage.ok()
             except Exception as exc:
-                report(exc, where=f"scheduled job {job_id}")
+                if is_outage(exc):  # logged once per outage; the next tick tries again
+                    self._outage.failed(exc)
+                else:
+                    report(exc, where=f"scheduled job {job_id}")
             finally:
                 if current is not None:
                     self._running.discard(current)
@@ -189,13 +202,17 @@ class Jobs:
         scheduler: Scheduler,
         memory_days: int = 7,
         kinds: KindRegistry | None = None,
+        metrics: Metrics | None = None,
+        retrainer: Retrainer | None = None,
     ) -> None:
         self.repo = repo
         self.adapters = adapters
+        #: The classifier retraining job (nightly and after enough new corrections), if on.
+        self.retrainer = retrainer
         self.scheduler = scheduler
         #: The task-kind registry (the built-in kinds when none is given).
         self.kinds = kinds if kinds is not None else build_registry()
-        self.deliverer = Deliverer(repo, adapters, self.kinds)
+        self.deliverer = Deliverer(repo, adapters, self.kinds, metrics=metrics)
         self.notifier = Notifier(repo, adapters)
         self.memory_days = memory_days
         self._digest_jobs: dict[int, tuple[str, str]] = {}
@@ -208,6 +225,8 @@ class Jobs:
         self.scheduler.every(max(poll_seconds, 1.0), self.retry_notices, job_id="notices")
         self.scheduler.every(30.0, self.sync_digests, job_id="digests")
         self.scheduler.every(3600.0, self.purge_memory, job_id="memory-retention")
+        if self.retrainer is not None:
+            self.retrainer.install(self.scheduler)
 
     async def deliver(self) -> None:
         """Post/edit progress and result messages."""

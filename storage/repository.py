@@ -6,12 +6,14 @@ from __future__ import annotations
 from storage.repo.base import ACTIVE_STATUSES, CreatedRequest, RepoBase, Tally
 from storage.repo.corrections import Corrections
 from storage.repo.deliveries import Deliveries
+from storage.repo.exports import Exports
 from storage.repo.feedback import FeedbackVotes
 from storage.repo.leadership import Leadership
 from storage.repo.memory import ChatMemory
 from storage.repo.queue import TaskQueue
 from storage.repo.requests import Requests
 from storage.repo.schedules import Schedules
+from storage.repo.stats import TaskStats
 from storage.repo.tasks import TaskReads
 
 __all__ = ["ACTIVE_STATUSES", "CreatedRequest", "RepoBase", "Repository", "Tally"]
@@ -26,6 +28,8 @@ class Repository(
     Schedules,
     ChatMemory,
     Corrections,
+    Exports,
     Leadership,
+    TaskStats,
 ):
     """The one place that builds queries. Safe to share between coroutines."""

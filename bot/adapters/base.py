@@ -9,10 +9,11 @@ job. Nothing outside ``bot/adapters`` imports a chat SDK.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from bot.metrics import Metrics
 from bot.types import Target, View
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class Services:
     repo: Repository
     #: Call after a request was accepted: wakes the worker and the delivery job.
     notify: Callable[[], None]
+    #: The app's metrics (adapters count the platform's 429 answers there).
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 class ChatAdapter(Protocol):
@@ -85,6 +88,10 @@ class ChatAdapter(Protocol):
 
     async def stop(self) -> None:
         """Stop receiving events and close connections."""
+        ...
+
+    def ready(self) -> tuple[bool, str]:
+        """(connected and receiving events, a short reason): what ``/readyz`` reports."""
         ...
 
     async def send(self, target: Target, view: View, *, client_id: str | None = None) -> str:

@@ -7,6 +7,7 @@ stdin closes the adapter waits (bounded) for the tasks it created, then the app 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -14,8 +15,9 @@ from typing import TextIO
 
 from bot.adapters.base import PostLookup, Services
 from bot.texts import detect_locale, t
-from bot.types import Action, ActionEvent, Inbound, Target, View
-from storage.tables import TERMINAL_STATUSES
+from bot.types import OTHER_REASON, Action, ActionEvent, Inbound, Reply, Target, View
+from storage.health import is_outage
+from storage.tables import FEEDBACK_REASONS, TERMINAL_STATUSES
 
 PLATFORM = "console"
 
@@ -54,6 +56,8 @@ class ConsoleAdapter:
         self._reader: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
         self.on_finished: Callable[[], None] | None = None
+        #: Notes go to the log instead of stderr (JSON logs: every stderr line is JSON).
+        self.notes_to_log = False
 
     def _out(self, text: str) -> None:
         stream = self._stdout or sys.stdout
@@ -63,6 +67,9 @@ class ConsoleAdapter:
     def _note(self, text: str) -> None:
         """A line about the bot itself (greeting, model loading): stderr, so that stdout
         carries only the conversation."""
+        if self.notes_to_log:
+            logging.getLogger(__name__).info("%s", text)
+            return
         stream = self._stderr or sys.stderr
         stream.write(text + "\n")
         stream.flush()
@@ -85,6 +92,12 @@ class ConsoleAdapter:
         if self._reader is not None:
             self._reader.cancel()
 
+    def ready(self) -> tuple[bool, str]:
+        """Ready while it reads the terminal (and after its input ended, until the app exits)."""
+        if self._services is None:
+            return False, "not started"
+        return True, "reading input" if not self.finished.is_set() else "input ended"
+
     async def _read_loop(self) -> None:
         assert self._services is not None
         stream = self._stdin or sys.stdin
@@ -102,10 +115,13 @@ class ConsoleAdapter:
             self.on_finished()
 
     async def handle_line(self, line: str, *, event_id: str) -> None:
-        """Route one input line (a request, or ``/rate ID up|down``)."""
+        """Route one input line (a request, ``/rate ID up|down`` or ``/why ID REASON …``)."""
         assert self._services is not None
         if line.strip().startswith("/rate"):
             await self._rate(line.strip(), event_id)
+            return
+        if line.strip().startswith("/why"):
+            await self._why(line.strip(), event_id)
             return
         reply = await self._services.router.handle(
             Inbound(
@@ -146,7 +162,51 @@ class ConsoleAdapter:
                 event_id=event_id,
             )
         )
+        self._show(reply)
+
+    def _show(self, reply: Reply) -> None:
+        """An answer, then its menu's choices as ``[choice] label`` (for ``/why``)."""
         self._out(reply.text)
+        for row in reply.buttons:
+            self._out("  " + "  ".join(f"[{b.choice}] {b.label}" for b in row))
+
+    async def _why(self, line: str, event_id: str) -> None:
+        """``/why ID REASON [note]``; ``/why ID wrong_kind KIND`` redoes the task as KIND."""
+        assert self._services is not None
+        parts = line.split(maxsplit=3)
+        locale = detect_locale(line)
+        reasons = (*FEEDBACK_REASONS, OTHER_REASON)
+        if len(parts) < 3 or not parts[1].lstrip("#").isdigit() or parts[2] not in reasons:
+            self._out(t("why.usage", locale))
+            return
+        task_id, reason = int(parts[1].lstrip("#")), parts[2]
+        rest = parts[3].strip() if len(parts) == 4 else ""
+        steps: list[tuple[Action, str | None, str | None]] = []
+        if reason == OTHER_REASON:
+            steps.append((Action.note, None, rest))
+        elif reason == "wrong_kind" and rest:
+            steps.append((Action.replan, rest, None))
+        else:
+            steps.append((Action.why, reason, None))
+            if rest:
+                steps.append((Action.note, None, rest))
+        for number, (action, choice, comment) in enumerate(steps):
+            reply = await self._services.router.handle_action(
+                ActionEvent(
+                    platform=PLATFORM,
+                    tenant=self.tenant,
+                    channel=self.channel,
+                    user=self.user,
+                    action=action,
+                    task_id=task_id,
+                    event_id=f"{event_id}:{number}",
+                    choice=choice,
+                    comment=comment,
+                )
+            )
+            self._created.update(reply.task_ids)
+            self._show(reply)
+        self._services.notify()
 
     async def _wait_for_tasks(self) -> None:
         assert self._services is not None
@@ -155,17 +215,22 @@ class ConsoleAdapter:
         deadline = loop.time() + self.wait_timeout
         announced = False
         while True:
-            tasks = await repo.tasks_by_ids(sorted(self._created))
-            open_tasks = [x for x in tasks if x.status not in TERMINAL_STATUSES]
-            if not open_tasks:
-                # Let the delivery job print the final results before exiting.
-                delivered = True
-                for request_id in {x.request_id for x in tasks}:
-                    delivery = await repo.delivery_for(request_id)
-                    delivered = delivered and delivery is not None and delivery.done
-                if delivered:
-                    return
-            elif not announced:
+            try:
+                tasks = await repo.tasks_by_ids(sorted(self._created))
+                open_tasks = [x for x in tasks if x.status not in TERMINAL_STATUSES]
+                delivered = not open_tasks
+                if not open_tasks:
+                    # Let the delivery job print the final results before exiting.
+                    for request_id in {x.request_id for x in tasks}:
+                        delivery = await repo.delivery_for(request_id)
+                        delivered = delivered and delivery is not None and delivery.done
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                open_tasks, delivered = [], False  # the router already said it is unreachable
+            if delivered:
+                return
+            if open_tasks and not announced:
                 self._out(t("console.waiting", "en", n=len(open_tasks)))
                 announced = True
             if loop.time() > deadline:

@@ -36,6 +36,7 @@ from telegram import (
     BotCommandScopeDefault,
     CallbackQuery,
     Chat,
+    ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -64,6 +65,7 @@ from bot.adapters.telegram_webhook import ACCEPTED_KINDS, Malformed, WebhookServ
 from bot.errors import report
 from bot.render import split_text
 from bot.texts import detect_locale, t
+from bot.training_optout import training_command
 from bot.types import Action, ActionEvent, Button, Inbound, Target, View
 from storage.tables import ChatMessage
 
@@ -88,6 +90,7 @@ COMMANDS = (
     "digest",
     "forget",
     "privacy",
+    "training",
 )
 #: Updates the bot asks Telegram for (the kinds its webhook accepts; others are dropped).
 ALLOWED_UPDATES = list(ACCEPTED_KINDS)
@@ -124,6 +127,17 @@ def keyboard(view: View) -> InlineKeyboardMarkup | None:
         if row
     ]
     return InlineKeyboardMarkup(rows) if rows else None
+
+
+def menu_keyboard(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
+    """A menu's choices (the "why 👎?" menu) as an inline keyboard."""
+    return keyboard(View(sections=(), buttons=rows))
+
+
+#: Longest ``input_field_placeholder`` of a ForceReply (1-64 characters).
+MAX_PLACEHOLDER = 64
+#: Prompts for a voter's words kept at most (the oldest are forgotten first).
+MAX_NOTE_PROMPTS = 1_000
 
 
 def _retry_seconds(error: RetryAfter) -> float:
@@ -258,6 +272,8 @@ class TelegramAdapter:
         self._last_typing: dict[int, float] = {}
         self._username = ""
         self._webhook: WebhookServer | None = None
+        # (chat, prompt message) -> (task, user): a reply to the prompt is that user's note.
+        self._note_prompts: OrderedDict[tuple[int, int], tuple[int, int]] = OrderedDict()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -290,6 +306,7 @@ class TelegramAdapter:
         app.add_handler(CommandHandler("digest", self._on_digest))
         app.add_handler(CommandHandler("forget", self._on_forget))
         app.add_handler(CommandHandler("privacy", self._on_privacy))
+        app.add_handler(CommandHandler("training", self._on_training))
         app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, self._on_text))
         app.add_handler(CallbackQueryHandler(self._on_callback))
         app.add_error_handler(self._on_error)
@@ -326,6 +343,17 @@ class TelegramAdapter:
                 allowed_updates=ALLOWED_UPDATES,
                 error_callback=self._on_polling_error,
             )
+
+    def ready(self) -> tuple[bool, str]:
+        """Connected: polling (or serving the webhook) with the Bot API application running."""
+        app = self._app
+        if app is None or not app.running:
+            return False, "not started"
+        if self.webhook_url:
+            return (True, "webhook served") if self._webhook is not None else (False, "no webhook")
+        if app.updater is None or not app.updater.running:
+            return False, "not polling"
+        return True, "polling"
 
     async def stop(self) -> None:
         """Stop receiving updates and close the connections."""
@@ -458,6 +486,8 @@ class TelegramAdapter:
     async def _on_text(self, update: Update, context: Context) -> None:
         message = update.effective_message
         if message is None or message.text is None:
+            return
+        if await self._took_note(update, message):
             return
         if self._addressed(message):
             request = self._strip_mention(message.text)
@@ -665,6 +695,23 @@ class TelegramAdapter:
         key = "tg.privacy.off" if opted_out else "tg.privacy.on"
         await self._say(message.chat.id, text(key, locale, days=self.memory_days))
 
+    async def _on_training(self, update: Update, context: Context) -> None:
+        """``/training [on|off]``: keep this chat out of training exports, or let it back in."""
+        message = update.effective_message
+        if message is None:
+            return
+        answer = await training_command(
+            self.services.repo,
+            platform=PLATFORM,
+            tenant=self.tenant,
+            channel=str(message.chat.id),
+            argument=self._args(context),
+            locale=self._locale(update.effective_user, ""),
+            command="/training",
+            privacy="/privacy on",
+        )
+        await self._say(message.chat.id, answer)
+
     async def _opted_out(self, chat_id: int) -> bool:
         return await self.services.repo.memory_opted_out(
             platform=PLATFORM, tenant=self.tenant, channel=str(chat_id)
@@ -742,17 +789,24 @@ class TelegramAdapter:
     # -- inbound: buttons ------------------------------------------------------------------
 
     async def _on_callback(self, update: Update, context: Context) -> None:
+        """A button: under a result (👍/👎, Regenerate, Cancel) or in the "why 👎?" menu.
+
+        After a 👎 the menu is sent as a reply to the result; a choice turns the menu into
+        its next step (the kinds, then the outcome); "Other…" asks for words with a forced
+        reply, and the voter's reply to it is their note.
+        """
         query = update.callback_query
         if query is None:
             return
         # Answer first: the client spins until it is answered, and late answers fail.
         with contextlib.suppress(TelegramError):
             await query.answer()
-        parsed = Button.parse(query.data or "")
+        parsed = Button.decode(query.data or "")
         chat = update.effective_chat
         if parsed is None or chat is None:
             return
-        action, task_id = parsed
+        action, task_id, choice = parsed
+        pressed = query.message if isinstance(query.message, Message) else None
         reply = await self.services.router.handle_action(
             ActionEvent(
                 platform=PLATFORM,
@@ -763,11 +817,127 @@ class TelegramAdapter:
                 task_id=task_id,
                 event_id=f"cb:{query.id}",
                 user_name=_author(query.from_user),
-            )
+                choice=choice,
+            ),
+            fetch_for=self._chat_fetcher(pressed),
         )
         self.services.notify()
-        if action in (Action.cancel, Action.regenerate) and reply.text:
+        menu = action in (Action.why, Action.replan)
+        if reply.ask_comment and reply.comment_task is not None:
+            await self._ask_note(chat.id, query.from_user, reply.comment_task, reply.text)
+        elif menu and reply.update_menu and pressed is not None:
+            await self._show_menu(chat.id, pressed.message_id, reply.text, reply.buttons)
+        elif reply.buttons:
+            await self._send_menu(chat.id, reply.text, reply.buttons, reply_to=_message_id(query))
+        elif (menu or action in (Action.cancel, Action.regenerate)) and reply.text:
             await self._say(chat.id, reply.text, reply_to=_message_id(query))
+
+    def _chat_fetcher(
+        self, message: Message | None
+    ) -> Callable[
+        [str, str | None], Callable[[str, dict[str, Any]], Awaitable[list[dict[str, str]]]]
+    ]:
+        """What a re-planned task reads: the chat's kept messages (the Bot API has no history)."""
+
+        def fetch_for(
+            channel: str, thread: str | None
+        ) -> Callable[[str, dict[str, Any]], Awaitable[list[dict[str, str]]]]:
+            if message is None:
+
+                async def nothing(scope: str, slots: dict[str, Any]) -> list[dict[str, str]]:
+                    return []
+
+                return nothing
+            return self._summary_fetcher(message, since_message=None, last=None)
+
+        return fetch_for
+
+    async def _send_menu(
+        self,
+        chat_id: int,
+        body: str,
+        rows: tuple[tuple[Button, ...], ...],
+        *,
+        reply_to: int | None,
+    ) -> None:
+        reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+        try:
+            await self._send_text(chat_id, body, markup=menu_keyboard(rows), reply=reply)
+        except DeliveryError as exc:
+            log.warning("could not send a menu in Telegram chat %s: %s", chat_id, exc.reason)
+
+    async def _show_menu(
+        self, chat_id: int, message_id: int, body: str, rows: tuple[tuple[Button, ...], ...]
+    ) -> None:
+        """Turn a menu message into its next step (no keyboard once nothing is left to pick)."""
+        markup = menu_keyboard(rows)
+        try:
+            await self._deliver(
+                chat_id,
+                lambda: self.application.bot.edit_message_text(
+                    body[: self.max_text],
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    reply_markup=markup,
+                ),
+                method="editMessageText",
+            )
+        except DeliveryError as exc:
+            if "not modified" not in exc.reason.lower():
+                log.warning("could not update a menu in Telegram chat %s: %s", chat_id, exc.reason)
+
+    async def _ask_note(self, chat_id: int, user: User, task_id: int, prompt: str) -> None:
+        """Ask for the voter's words with a forced reply; their reply becomes the note."""
+        locale = detect_locale(prompt)
+        mention = f"@{user.username} " if user.username and chat_id < 0 else ""
+        markup = ForceReply(
+            selective=True,
+            input_field_placeholder=t("why.comment_placeholder", locale)[:MAX_PLACEHOLDER],
+        )
+        try:
+            sent = await self._deliver(
+                chat_id,
+                functools.partial(
+                    self.application.bot.send_message,
+                    chat_id,
+                    mention + prompt,
+                    reply_markup=markup,
+                ),
+            )
+        except DeliveryError as exc:
+            log.warning("could not ask for a note in Telegram chat %s: %s", chat_id, exc.reason)
+            return
+        self._note_prompts[(chat_id, sent.message_id)] = (task_id, user.id)
+        while len(self._note_prompts) > MAX_NOTE_PROMPTS:
+            self._note_prompts.popitem(last=False)
+
+    async def _took_note(self, update: Update, message: Message) -> bool:
+        """Whether ``message`` is a voter's reply to their note prompt (then it is stored)."""
+        replied = message.reply_to_message
+        user = message.from_user
+        if replied is None or user is None:
+            return False
+        key = (message.chat.id, replied.message_id)
+        asked = self._note_prompts.get(key)
+        if asked is None or asked[1] != user.id:
+            return False
+        del self._note_prompts[key]
+        reply = await self.services.router.handle_action(
+            ActionEvent(
+                platform=PLATFORM,
+                tenant=self.tenant,
+                channel=str(message.chat.id),
+                user=str(user.id),
+                action=Action.note,
+                task_id=asked[0],
+                event_id=str(update.update_id),
+                user_name=_author(user),
+                comment=message.text or "",
+            )
+        )
+        if reply.text:
+            await self._say(message.chat.id, reply.text, reply_to=message.message_id)
+        return True
 
     # -- outbound --------------------------------------------------------------------------
 
@@ -808,6 +978,7 @@ class TelegramAdapter:
                 lambda: self.application.bot.edit_message_text(
                     body, chat_id=chat_id, message_id=mid, reply_markup=markup
                 ),
+                method="editMessageText",
             )
         except DeliveryError as exc:
             if "not modified" not in exc.reason.lower():
@@ -877,7 +1048,9 @@ class TelegramAdapter:
             ),
         )
 
-    async def _deliver(self, chat_id: int, call: Callable[[], Awaitable[T]]) -> T:
+    async def _deliver(
+        self, chat_id: int, call: Callable[[], Awaitable[T]], *, method: str = "sendMessage"
+    ) -> T:
         """Make one Bot API call that writes to a chat: paced, RetryAfter waited and retried."""
         group = self._chat_types.get(chat_id, ChatType.GROUP if chat_id < 0 else ChatType.PRIVATE)
         for attempt in range(self.max_retries + 1):
@@ -885,6 +1058,8 @@ class TelegramAdapter:
             try:
                 return await call()
             except RetryAfter as exc:
+                if self._services is not None:
+                    self._services.metrics.platform_rate_limited(PLATFORM, method)
                 wait = _retry_seconds(exc)
                 if attempt >= self.max_retries or wait > self.max_retry_wait:
                     raise DeliveryError(str(exc), retryable=True, retry_after=wait) from exc

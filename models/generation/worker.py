@@ -16,15 +16,20 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from bot import logcontext
 from models.generation.base import (
     GenerationError,
     Generator,
     GeneratorUnavailable,
     PromptBuilder,
 )
+from models.generation.observe import NoObserver, WorkerObserver
+from models.generation.variants import VariantPicker
+from storage.health import OutageLog, is_outage
 from storage.repository import Repository
-from storage.tables import Task
+from storage.tables import Task, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +69,14 @@ class Worker:
     _running: dict[int, _Running] = field(default_factory=dict)
     _unavailable: str | None = None
     _started: bool = False
+    _loaded: bool = False
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Told about claims, generations and final outcomes (the bot's metrics).
+    observer: WorkerObserver = field(default_factory=NoObserver)
+    _outage: OutageLog = field(default_factory=lambda: OutageLog(log, "worker"))
+    #: Chooses each task's prompt variant (Thompson sampling on its tenant's votes); one on
+    #: ``repo`` is made when none is given.
+    variant_picker: VariantPicker | None = None
 
     async def start(self) -> None:
         """Load the model once; on failure remember why, so tasks fail with that reason."""
@@ -73,10 +85,20 @@ class Worker:
         self._started = True
         try:
             await self.generator.start()
+            self._loaded = True
             log.info("worker %s ready (capacity %d)", self.worker_id, self.generator.capacity)
         except GeneratorUnavailable as exc:
             self._unavailable = exc.reason
             log.error("text model unavailable, tasks will fail with this reason: %s", exc.reason)
+
+    @property
+    def model_status(self) -> tuple[bool, str]:
+        """(ready, why): the model is loaded, still loading, or unavailable (with the reason)."""
+        if self._unavailable is not None:
+            return False, f"unavailable: {self._unavailable}"
+        if not self._loaded:
+            return False, "loading" if self._started else "not started"
+        return True, "loaded"
 
     def wake(self) -> None:
         """Claim now instead of at the next poll (called when new tasks were queued)."""
@@ -88,7 +110,7 @@ class Worker:
         heartbeat = asyncio.create_task(self._heartbeat(stop))
         try:
             while not stop.is_set():
-                claimed = await self.step()
+                claimed = await self._step_through_outages()
                 if not claimed:
                     self._wake.clear()
                     waiters = [
@@ -104,6 +126,18 @@ class Worker:
             await self._drain()
             heartbeat.cancel()
 
+    async def _step_through_outages(self) -> int:
+        """:meth:`step`, but a database outage is logged once and waited out, not raised."""
+        try:
+            claimed = await self.step()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self._outage.failed(exc)
+            return 0
+        self._outage.ok()
+        return claimed
+
     async def step(self) -> int:
         """Claim as many tasks as there is room for and start them; returns how many."""
         room = self.generator.capacity - len(self._running) if self._unavailable is None else 64
@@ -113,6 +147,7 @@ class Worker:
             worker_id=self.worker_id, limit=room, lease_seconds=self.lease_seconds, kinds=self.kinds
         )
         for task in tasks:
+            self.observer.claimed(task)
             state = _Running(task=task)
             self._running[task.id or 0] = state
             state.handle = asyncio.create_task(self._process(state))
@@ -132,10 +167,14 @@ class Worker:
     async def _process(self, state: _Running) -> None:
         task = state.task
         task_id = task.id or 0
+        logcontext.begin(
+            task_id=task_id, request_id=task.request_id, platform=task.platform, tenant=task.tenant
+        )
         progress_writer: asyncio.Task[None] | None = None
         try:
             if self._unavailable is not None:
-                await self.repo.fail(
+                await self._fail(
+                    task,
                     task_id=task_id,
                     worker_id=self.worker_id,
                     error=f"model_unavailable: {self._unavailable}",
@@ -144,6 +183,9 @@ class Worker:
                 return
             dep_ids = list(task.depends_on) or [int(i) for i in task.inputs.get("results_of", [])]
             dependencies = await self.repo.tasks_by_ids(dep_ids)
+            if self.variant_picker is None:
+                self.variant_picker = VariantPicker(self.repo)
+            await self.variant_picker.assign(task, self.prompts, worker_id=self.worker_id)
             request = self.prompts.build(task, dependencies)
             state.max_tokens = max(request.max_new_tokens, 1)
 
@@ -152,19 +194,38 @@ class Worker:
                 state.tokens = tokens
 
             progress_writer = asyncio.create_task(self._write_progress(state))
+            began = time.monotonic()
             result = await self.generator.generate(request, on_progress)
             progress_writer.cancel()
-            stored = await self.repo.complete(
-                task_id=task_id, worker_id=self.worker_id, result=result.text.strip()
+            self.observer.generated(
+                task,
+                seconds=time.monotonic() - began,
+                tokens=result.completion_tokens or state.tokens,
             )
-            if not stored:
+            text = result.text.strip()
+            stored = await self.repo.complete(
+                task_id=task_id,
+                worker_id=self.worker_id,
+                result=text,
+                variant=task.variant,
+                prompt=request.messages,
+                tokens=result.completion_tokens or state.tokens or self._count(text),
+            )
+            if stored:
+                self.observer.finished(task, "succeeded")
+                # Figures only: the result text never goes to the log.
+                log.info(
+                    "task %s %s succeeded in %.1fs", task_id, task.kind, time.monotonic() - began
+                )
+            else:
                 log.info(
                     "task %s finished but is no longer ours (cancelled or lease lost)", task_id
                 )
         except asyncio.CancelledError:
             raise
         except GeneratorUnavailable as exc:
-            await self.repo.fail(
+            await self._fail(
+                task,
                 task_id=task_id,
                 worker_id=self.worker_id,
                 error=f"model_unavailable: {exc.reason}",
@@ -172,7 +233,8 @@ class Worker:
             )
         except GenerationError as exc:
             log.warning("task %s: generation failed: %s", task_id, exc.reason)
-            await self.repo.fail(
+            await self._fail(
+                task,
                 task_id=task_id,
                 worker_id=self.worker_id,
                 error=f"generation_failed: {exc.reason}",
@@ -180,8 +242,13 @@ class Worker:
                 backoff_seconds=self.backoff_seconds,
             )
         except Exception as exc:
+            if is_outage(exc):
+                # The lease runs out and the reaper re-queues the task once the database is back.
+                self._outage.failed(exc)
+                return
             log.exception("task %s: unexpected error", task_id)
-            await self.repo.fail(
+            await self._fail(
+                task,
                 task_id=task_id,
                 worker_id=self.worker_id,
                 error=f"generation_failed: {type(exc).__name__}: {exc}",
@@ -193,17 +260,33 @@ class Worker:
                 progress_writer.cancel()
             self._running.pop(task_id, None)
 
+    async def _fail(self, task: Task, **kwargs: Any) -> None:
+        """``repo.fail`` (same arguments), telling the observer when the failure is final."""
+        updated = await self.repo.fail(**kwargs)
+        if updated is not None and updated.status == TaskStatus.failed:
+            self.observer.finished(task, TaskStatus.failed)
+
+    def _count(self, text: str) -> int:
+        """Tokens of a result whose backend reported none (a remote server without usage)."""
+        return self.generator.count_tokens(text) if text else 0
+
     async def _write_progress(self, state: _Running) -> None:
         written = -1
         while True:
             await asyncio.sleep(self.progress_interval)
             if state.tokens != written:
                 written = state.tokens
-                held = await self.repo.set_progress(
-                    task_id=state.task.id or 0,
-                    worker_id=self.worker_id,
-                    progress=written / state.max_tokens,
-                )
+                try:
+                    held = await self.repo.set_progress(
+                        task_id=state.task.id or 0,
+                        worker_id=self.worker_id,
+                        progress=written / state.max_tokens,
+                    )
+                except Exception as exc:
+                    if not is_outage(exc):
+                        raise
+                    self._outage.failed(exc)
+                    continue
                 if not held and state.handle is not None:
                     # Cancelled by the user (or the lease was lost): stop working on it.
                     state.handle.cancel()
@@ -214,11 +297,16 @@ class Worker:
         while True:
             await asyncio.sleep(interval)
             if self._running:
-                await self.repo.heartbeat(
-                    worker_id=self.worker_id,
-                    task_ids=list(self._running),
-                    lease_seconds=self.lease_seconds,
-                )
+                try:
+                    await self.repo.heartbeat(
+                        worker_id=self.worker_id,
+                        task_ids=list(self._running),
+                        lease_seconds=self.lease_seconds,
+                    )
+                except Exception as exc:
+                    if not is_outage(exc):
+                        raise
+                    self._outage.failed(exc)
 
     async def _drain(self) -> None:
         """Give running tasks a grace period, then release the rest to the queue."""

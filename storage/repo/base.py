@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.db import session_factory
+from storage.health import ping
 from storage.tables import (
     ChatSetting,
     Delivery,
@@ -88,6 +89,10 @@ class RepoBase:
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql``."""
         return self.engine.dialect.name
+
+    async def ping_database(self, *, timeout: float = 2.0) -> None:
+        """One real round trip to the database within ``timeout`` s; raises if unreachable."""
+        await ping(self.engine, timeout=timeout)
 
     async def dispose(self) -> None:
         """Close all pooled connections."""

@@ -42,6 +42,33 @@ class ChatMemory(RepoBase):
         if opt_out:
             await self.forget_chat(platform=platform, tenant=tenant, channel=channel)
 
+    async def training_opted_out(self, *, platform: str, tenant: str, channel: str) -> bool:
+        """Whether a chat switched training exports off (its own switch; exports also leave
+        out chats whose memory is off, see :mod:`storage.repo.exports`)."""
+        async with self._sessions() as session:
+            row = await per_chat(session, ChatSetting, platform, tenant, channel)
+            return bool(row and row.training_opt_out)
+
+    async def set_training_opt_out(
+        self, *, platform: str, tenant: str, channel: str, opt_out: bool
+    ) -> None:
+        """Keep a chat's requests and results out of training exports, or let them back in."""
+        async with self._sessions() as session:
+            row = await per_chat(session, ChatSetting, platform, tenant, channel)
+            if row is None:
+                row = ChatSetting(platform=platform, tenant=tenant, channel=channel)
+            row.training_opt_out = opt_out
+            row.updated_at = utcnow()
+            session.add(row)
+            try:
+                await session.commit()
+            except IntegrityError:
+                # The chat's first setting was stored by a concurrent command: update that one.
+                await session.rollback()
+                await self.set_training_opt_out(
+                    platform=platform, tenant=tenant, channel=channel, opt_out=opt_out
+                )
+
     async def remember_message(self, message: ChatMessage) -> bool:
         """Keep a chat message for later summaries, unless the chat opted out or it is known."""
         if await self.memory_opted_out(

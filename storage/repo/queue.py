@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -120,9 +120,47 @@ class TaskQueue(RepoBase):
             await session.commit()
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def complete(self, *, task_id: int, worker_id: str, result: str) -> bool:
-        """Store the result and mark the task succeeded, if ``worker_id`` still holds it."""
+    async def set_variant(self, *, task_id: int, worker_id: str, variant: str) -> bool:
+        """Record the prompt variant chosen for a running task (kept by its retries, and
+        counted in its failure if it fails); False when ``worker_id`` no longer holds it."""
+        async with self._sessions() as session:
+            result = await session.execute(
+                update(Task)
+                .where(
+                    Task.id == task_id,
+                    Task.lease_owner == worker_id,
+                    Task.status == TaskStatus.running,
+                )
+                .values(variant=variant)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def complete(
+        self,
+        *,
+        task_id: int,
+        worker_id: str,
+        result: str,
+        variant: str | None = None,
+        prompt: Sequence[Mapping[str, Any]] | None = None,
+        tokens: int | None = None,
+    ) -> bool:
+        """Store the result and mark the task succeeded, if ``worker_id`` still holds it.
+
+        ``prompt`` is the chat messages the model was given (the result is the assistant turn
+        that follows them), ``variant`` the prompt variant used, ``tokens`` how many tokens
+        were generated; each is left as it was when not given.
+        """
         now = utcnow()
+        extra: dict[str, Any] = {}
+        if variant is not None:
+            extra["variant"] = variant
+        if prompt is not None:
+            extra["prompt"] = [dict(message) for message in prompt]
+        if tokens is not None:
+            extra["tokens"] = tokens
         async with self._sessions() as session:
             done = await session.execute(
                 update(Task)
@@ -140,6 +178,7 @@ class TaskQueue(RepoBase):
                     lease_expires_at=None,
                     finished_at=now,
                     updated_at=now,
+                    **extra,
                 )
                 .execution_options(synchronize_session=False)
             )

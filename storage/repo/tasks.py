@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, func, or_, select
 
@@ -14,7 +15,16 @@ from storage.tables import (
     Request,
     Task,
     TaskStatus,
+    utcnow,
 )
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """The queue at one moment: queued tasks and the age of the oldest one (0 when empty)."""
+
+    depth: int
+    oldest_age_seconds: float
 
 
 class TaskReads(RepoBase):
@@ -136,3 +146,23 @@ class TaskReads(RepoBase):
         async with self._sessions() as session:
             rows = await session.execute(query)
             return rows.scalars().first()
+
+    async def queue_stats(self, *, now: datetime | None = None) -> QueueStats:
+        """How many tasks are queued, and how long the oldest of them has waited."""
+        async with self._sessions() as session:
+            row = (
+                await session.execute(
+                    select(func.count(), func.min(Task.created_at)).where(
+                        Task.status == TaskStatus.queued
+                    )
+                )
+            ).one()
+        depth, oldest = int(row[0]), row[1]
+        if oldest is None:
+            return QueueStats(depth=depth, oldest_age_seconds=0.0)
+        if isinstance(oldest, str):  # SQLite returns an aggregate of a timestamp as text
+            oldest = datetime.fromisoformat(oldest)
+        if oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        age = ((now or utcnow()) - oldest).total_seconds()
+        return QueueStats(depth=depth, oldest_age_seconds=max(age, 0.0))

@@ -12,6 +12,10 @@ what real Slack would reject:
 * per-method rate limits by tier, per minute, answered with HTTP 429, `Retry-After` and
   `{"ok": false, "error": "ratelimited"}`;
 * `response_url` (5 uses within 30 minutes) and `trigger_id` (once, within 3 s).
+* a modal with an input block needs `submit`; an ephemeral message's buttons can be
+  pressed only by the user it was shown to (`ephemeral_block_actions`), and the press's
+  `response_url` replaces or deletes that ephemeral (`replace_original` / `delete_original`);
+  `view_submission` builds the submission of an opened modal from its own inputs.
 
 It keeps channels, messages (ts strings such as ``"1700000000.000100"``) and threads, records
 every Web API call, builds v0-signed requests for the bot's HTTP endpoint (slash commands,
@@ -38,14 +42,16 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Self
 from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
+
+from bot.adapters.slack.manifest import BOT_SCOPES
 
 JSONDict = dict[str, Any]
 Clock = Callable[[], float]
@@ -253,6 +259,9 @@ class ResponseUrl:
     issued_at: float
     message_ts: str | None = None
     uses: int = 0
+    #: The ephemeral message it came from (a press in an ephemeral): what
+    #: `replace_original` / `delete_original` act on.
+    ephemeral_ts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -477,6 +486,12 @@ def validate_view(view: Any) -> list[str]:
         _check_text_object(
             view.get("title"), "/view/title", errors, limit=MAX_VIEW_TITLE, plain_only=True
         )
+        blocks = view.get("blocks", [])
+        has_input = isinstance(blocks, list) and any(
+            isinstance(b, dict) and b.get("type") == "input" for b in blocks
+        )
+        if has_input and "submit" not in view:
+            errors.append(_err("submit is required when an input block is present", "/view"))
         for key in ("close", "submit"):
             if key in view:
                 _check_text_object(
@@ -621,8 +636,12 @@ class FakeSlack:
         clock: Clock = time.time,
         auto_create_channels: bool = True,
         rate_limits: Mapping[str, RateLimit] | None = None,
+        scopes: Sequence[str] | None = None,
     ) -> None:
         self.bot_token = bot_token
+        #: The bot token's scopes, reported like Slack in the ``x-oauth-scopes`` header of
+        #: every call the bot token makes (default: those of atombot's manifest).
+        self.scopes: list[str] = list(BOT_SCOPES if scopes is None else scopes)
         self.app_token = app_token
         self.signing_secret = signing_secret
         self.team_id = team_id
@@ -942,6 +961,8 @@ class FakeSlack:
                 raise SlackApiFailure("unknown_method", status=404)
             handler, kind = self._methods[method]
             self._check_token(token, kind)
+            if kind == "bot":
+                headers["x-oauth-scopes"] = ",".join(self.scopes)
             retry_after = self._rate_limited(method, args, now)
             if retry_after is not None:
                 headers["Retry-After"] = str(retry_after)
@@ -1252,6 +1273,12 @@ class FakeSlack:
             raise SlackApiFailure("used_url", status=404)
         response_url.uses += 1
         channel = self._channel(response_url.channel)
+        if response_url.ephemeral_ts is not None and (
+            _as_bool(body.get("delete_original", False))
+            or _as_bool(body.get("replace_original", False))
+        ):
+            self._replace_ephemeral(response_url, body)
+            return
         if _as_bool(body.get("delete_original", False)):
             if response_url.message_ts is not None:
                 self._live_message(channel, response_url.message_ts).deleted = True
@@ -1276,6 +1303,26 @@ class FakeSlack:
             self.ephemerals.append(
                 Ephemeral(channel.id, response_url.user, text, blocks, self._next_ts())
             )
+
+    def _replace_ephemeral(self, response_url: ResponseUrl, body: JSONDict) -> None:
+        """`replace_original` / `delete_original` on the ephemeral a press came from."""
+        index = next(
+            (
+                i
+                for i, e in enumerate(self.ephemerals)
+                if e.message_ts == response_url.ephemeral_ts and e.user == response_url.user
+            ),
+            None,
+        )
+        if index is None:
+            raise SlackApiFailure("message_not_found", status=404)
+        if _as_bool(body.get("delete_original", False)):
+            del self.ephemerals[index]
+            return
+        text, blocks = _text_and_blocks(body)
+        if len(text) > MAX_POST_TEXT:
+            raise SlackApiFailure("msg_too_long", status=400)
+        self.ephemerals[index] = replace(self.ephemerals[index], text=text, blocks=blocks)
 
     # --- inbound payloads (what Slack sends to the bot) -------------------------------------
 
@@ -1478,6 +1525,107 @@ class FakeSlack:
             "message": message.to_api(),
             "state": {"values": {}},
             "actions": [action],
+        }
+
+    def ephemeral_block_actions(
+        self,
+        ephemeral: Ephemeral,
+        *,
+        action_id: str,
+        user_id: str | None = None,
+        team_id: str | None = None,
+        value: str | None = None,
+    ) -> JSONDict:
+        """A `block_actions` payload: a press on a button of an ephemeral message.
+
+        Only the user it was shown to sees it (LookupError for anyone else, or for a button
+        it does not have); the response_url acts on that ephemeral.
+        """
+        presser = user_id or ephemeral.user
+        if presser != ephemeral.user:
+            raise LookupError(f"{presser} cannot see an ephemeral shown to {ephemeral.user}")
+        current = next((e for e in self.ephemerals if e.message_ts == ephemeral.message_ts), None)
+        if current is None:
+            raise LookupError(f"ephemeral {ephemeral.message_ts} is gone")
+        for block in current.blocks:
+            for element in block.get("elements", []):
+                if isinstance(element, dict) and element.get("action_id") == action_id:
+                    break
+            else:
+                continue
+            break
+        else:
+            raise LookupError(f"no element {action_id!r} in ephemeral {ephemeral.message_ts}")
+        action: JSONDict = {
+            "action_id": action_id,
+            "block_id": str(block.get("block_id", "")),
+            "type": element.get("type", "button"),
+            "action_ts": self._next_ts(),
+            "text": element.get("text"),
+        }
+        chosen = value if value is not None else element.get("value")
+        if chosen is not None:
+            action["value"] = chosen
+        common = self._interaction_common(presser, current.channel, team_id, None)
+        rid = str(common["response_url"]).rsplit("/", 1)[-1]
+        self.response_urls[rid].ephemeral_ts = current.message_ts
+        container: JSONDict = {
+            "type": "message",
+            "message_ts": current.message_ts,
+            "channel_id": current.channel,
+            "is_ephemeral": True,
+        }
+        if current.thread_ts:
+            container["thread_ts"] = current.thread_ts
+        return {
+            "type": "block_actions",
+            **common,
+            "container": container,
+            "state": {"values": {}},
+            "actions": [action],
+        }
+
+    def view_submission(
+        self,
+        view: JSONDict,
+        *,
+        values: Mapping[str, Mapping[str, str]],
+        user_id: str = "U0ANA",
+        team_id: str | None = None,
+    ) -> JSONDict:
+        """A `view_submission` payload of an opened modal; `values` is block_id → action_id →
+        the typed text (each must be an input of the modal)."""
+        inputs = {
+            (b.get("block_id"), (b.get("element") or {}).get("action_id"))
+            for b in view.get("blocks", [])
+            if b.get("type") == "input"
+        }
+        state: JSONDict = {}
+        for block_id, fields in values.items():
+            for action_id, typed in fields.items():
+                if (block_id, action_id) not in inputs:
+                    raise LookupError(f"no input {block_id}/{action_id} in the modal")
+                state.setdefault(block_id, {})[action_id] = {
+                    "type": "plain_text_input",
+                    "value": typed,
+                }
+        user = self.add_user(user_id)
+        return {
+            "type": "view_submission",
+            "team": {"id": self._team(team_id), "domain": self.team_domain},
+            "user": {
+                "id": user.id,
+                "username": user.name,
+                "name": user.name,
+                "team_id": self._team(team_id),
+            },
+            "api_app_id": self.app_id,
+            "token": "deprecated-verification-token",
+            "trigger_id": self.issue_trigger_id(),
+            "view": {**view, "state": {"values": state}},
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
         }
 
     def message_action(

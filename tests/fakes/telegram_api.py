@@ -13,6 +13,8 @@ Limits enforced:
   python-telegram-bot's ``MessageLimit`` and the core's splitting; entity offsets are in
   UTF-16 code units as in the real API);
 - ``callback_data`` 1-64 bytes of UTF-8 → 400 ``BUTTON_DATA_INVALID``;
+- a ForceReply's ``input_field_placeholder`` 1-64 characters; ``editMessageText`` takes
+  only an inline keyboard as ``reply_markup``;
 - ``editMessageText`` / ``editMessageReplyMarkup`` with the current content → 400
   "message is not modified"; editing text without ``reply_markup`` removes the keyboard,
   as the real API does;
@@ -51,6 +53,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 MAX_TEXT_LENGTH = 4096
 MAX_CALLBACK_DATA_BYTES = 64
+#: ForceReply ``input_field_placeholder``: 1-64 characters.
+MAX_PLACEHOLDER = 64
 MAX_CALLBACK_ANSWER_LENGTH = 200
 MAX_COMMANDS = 100
 
@@ -486,6 +490,11 @@ def _normalize_markup(markup: Any) -> JSON | None:
 
 
 def _validate_markup(markup: JSON | None) -> None:
+    if markup is not None and markup.get("force_reply"):
+        placeholder = markup.get("input_field_placeholder")
+        if placeholder is not None and not 1 <= len(str(placeholder)) <= MAX_PLACEHOLDER:
+            raise _bad_request("can't parse reply keyboard markup JSON object")
+        return
     if markup is None or "inline_keyboard" not in markup:
         return
     rows = markup["inline_keyboard"]
@@ -1283,6 +1292,8 @@ class FakeTelegram:
         chat, message = self._message_to_edit(params)
         text = self._text_for(params)
         markup = self._markup_for(params)
+        if markup is not None and "inline_keyboard" not in markup:
+            raise _bad_request("inline keyboard expected")
         entities = list(params.values.get("entities") or [])
         if text == message.text and markup == message.reply_markup and entities == message.entities:
             raise _bad_request(NOT_MODIFIED.removeprefix("Bad Request: "))

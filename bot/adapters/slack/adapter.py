@@ -39,11 +39,22 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.adapters.base import DeliveryError, PostLookup, Services
-from bot.adapters.slack.blocks import fallback_text, home_view, message_blocks
+from bot.adapters.slack.blocks import (
+    NOTE_CALLBACK,
+    fallback_text,
+    home_view,
+    menu_blocks,
+    message_blocks,
+    note_modal,
+    note_of,
+)
 from bot.adapters.slack.manifest import SHORTCUT_DRAFT_REPLY, SHORTCUT_SUMMARIZE
 from bot.adapters.slack.payloads import (
     MAX_BODY_BYTES,
@@ -59,7 +70,8 @@ from bot.config import Settings
 from bot.errors import report
 from bot.render import split_text
 from bot.texts import detect_locale, t
-from bot.types import ActionEvent, Button, Inbound, Reply, Target, View
+from bot.training_optout import training_argument, training_command
+from bot.types import Action, ActionEvent, Button, Inbound, Reply, Target, View
 from handlers.base import MessageFetcher
 from handlers.digest import describe_schedule
 
@@ -133,6 +145,30 @@ def _delivery_error(method: str, exc: Exception) -> DeliveryError:
         return DeliveryError(f"{method}: {error}", retryable=retryable, maybe_sent=maybe_sent)
     # A timeout or dropped connection: the request may have reached Slack.
     return DeliveryError(f"{method}: {type(exc).__name__}: {exc}", maybe_sent=True)
+
+
+class CountingRateLimitHandler(AsyncRateLimitErrorRetryHandler):
+    """slack_sdk's 429 retry handler, telling ``on_429`` the Web API method of every 429."""
+
+    def __init__(self, *, max_retry_count: int, on_429: Callable[[str], None]) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.on_429 = on_429
+
+    async def can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        """Count a 429 (retried or not), then decide as slack_sdk does."""
+        if response is not None and response.status_code == 429:
+            self.on_429(request.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0])
+        retry: bool = await super().can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
+        return retry
 
 
 class SlackAdapter:
@@ -224,7 +260,9 @@ class SlackAdapter:
             base_url=self.settings.slack_api_url,
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(),
-                AsyncRateLimitErrorRetryHandler(max_retry_count=self.max_rate_limit_retries),
+                CountingRateLimitHandler(
+                    max_retry_count=self.max_rate_limit_retries, on_429=self._rate_limited
+                ),
             ],
         )
         # Posts must not be resent blindly after a dropped connection: Slack may already
@@ -234,7 +272,9 @@ class SlackAdapter:
             token=self.settings.slack_bot_token,
             base_url=self.settings.slack_api_url,
             retry_handlers=[
-                AsyncRateLimitErrorRetryHandler(max_retry_count=self.max_rate_limit_retries)
+                CountingRateLimitHandler(
+                    max_retry_count=self.max_rate_limit_retries, on_429=self._rate_limited
+                )
             ],
         )
         app = AsyncApp(
@@ -249,6 +289,7 @@ class SlackAdapter:
         app.event("message")(self._tracked(self._on_message))
         app.event("app_home_opened")(self._tracked(self._on_home_opened))
         app.action(_BUTTON)(self._tracked(self._on_button))
+        app.view(NOTE_CALLBACK)(self._tracked(self._on_note))
         app.message_shortcut(SHORTCUT_SUMMARIZE)(self._tracked(self._on_shortcut))
         app.message_shortcut(SHORTCUT_DRAFT_REPLY)(self._tracked(self._on_shortcut))
         self._bolt = app
@@ -300,6 +341,7 @@ class SlackAdapter:
             shortcuts=SHORTCUT_REQUESTS,
             action=lambda action_id: bool(_BUTTON.match(action_id)),
             envelope=envelope,
+            views=(NOTE_CALLBACK,),
         )
 
     async def _handle_http(self, request: web.Request) -> web.StreamResponse:
@@ -348,6 +390,22 @@ class SlackAdapter:
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    def _rate_limited(self, method: str) -> None:
+        if self._services is not None:
+            self._services.metrics.platform_rate_limited(PLATFORM, method)
+
+    def ready(self) -> tuple[bool, str]:
+        """Connected: the Socket Mode connection is open, or the HTTP endpoint is served."""
+        if self.socket_mode:
+            client = self._socket.client if self._socket is not None else None
+            session = getattr(client, "current_session", None)
+            if client is None or client.closed or session is None or session.closed:
+                return False, "Socket Mode not connected"
+            return True, "Socket Mode connected"
+        if self._runner is None or self._bound_port is None:
+            return False, "not serving HTTP"
+        return True, f"serving HTTP on port {self._bound_port}"
 
     def _app(self) -> AsyncApp:
         if self._bolt is None:
@@ -427,6 +485,10 @@ class SlackAdapter:
         # Nothing slow before the ack: under load every wait here adds to Slack's 3 s.
         await ack(text=text("slack.ack.working", locale), response_type="ephemeral")
         channel = str(command["channel_id"])
+        if (argument := training_argument(request_text)) is not None:
+            answer = await self._training(str(command["team_id"]), channel, argument, locale)
+            await self._respond(respond, answer, where=f"cmd:{command['trigger_id']}")
+            return
         inbound = Inbound(
             platform=PLATFORM,
             tenant=str(command["team_id"]),
@@ -440,6 +502,22 @@ class SlackAdapter:
         reply = await self._route_or_apologise(inbound, thread=None)
         if reply.text and not reply.duplicate:
             await self._respond(respond, reply.text, where=inbound.event_id)
+
+    async def _training(self, tenant: str, channel: str, argument: str, locale: str) -> str:
+        """``/atom training [on|off]``: the channel's switch for training exports."""
+        try:
+            return await training_command(
+                self.services.repo,
+                platform=PLATFORM,
+                tenant=tenant,
+                channel=channel,
+                argument=argument,
+                locale=locale,
+                command=f"{self.settings.slack_command} training",
+            )
+        except Exception as exc:
+            report(exc, where=f"Slack training switch of {channel}")
+            return t("error.internal", locale)
 
     async def _respond(self, respond: Respond, reply: str, *, where: str) -> None:
         try:
@@ -528,12 +606,17 @@ class SlackAdapter:
     async def _on_button(
         self, ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
     ) -> None:
-        """👍 / 👎 / Regenerate / Cancel under a result."""
+        """👍 / 👎 / Regenerate / Cancel under a result, and the "why 👎?" menu's choices.
+
+        The menu is an ephemeral answer (only the voter sees it); a choice replaces it with
+        the next step, "Other…" opens a modal for their own words (the trigger_id works for
+        3 s, so nothing slow runs before it).
+        """
         await ack()
-        parsed = Button.parse(str(action.get("value") or action.get("action_id") or ""))
+        parsed = Button.decode(str(action.get("value") or action.get("action_id") or ""))
         if parsed is None:
             return
-        kind, task_id = parsed
+        kind, task_id, choice = parsed
         container = body.get("container") or {}
         channel = str(container.get("channel_id") or (body.get("channel") or {}).get("id"))
         user = body.get("user") or {}
@@ -548,15 +631,83 @@ class SlackAdapter:
             # One key per (message, button, user): a double click is the same event.
             event_id=f"act:{channel}:{container.get('message_ts')}:{action.get('action_id')}:{user_id}",
             user_name=user.get("username") or user.get("name"),
+            choice=choice,
         )
         try:
-            reply = await self.services.router.handle_action(event)
+            reply = await self.services.router.handle_action(event, fetch_for=self.fetcher)
         except Exception as exc:
             report(exc, where=f"Slack button {event.event_id}")
             reply = Reply(t("error.internal", "en"), ephemeral=True)
         self.services.notify()
-        if reply.text:
+        if reply.ask_comment and reply.comment_task is not None:
+            await self._open_note(body, reply, channel)
+        elif reply.buttons or (reply.update_menu and container.get("is_ephemeral")):
+            replace_menu = bool(reply.update_menu and container.get("is_ephemeral"))
+            await self._respond_menu(respond, reply, replace=replace_menu, where=event.event_id)
+        elif reply.text:
             await self._respond(respond, reply.text, where=event.event_id)
+
+    async def _respond_menu(
+        self, respond: Respond, reply: Reply, *, replace: bool, where: str
+    ) -> None:
+        """An answer with choices, ephemeral: in place of the menu it came from, or new."""
+        try:
+            await respond(
+                text=reply.text or " ",
+                blocks=menu_blocks(reply.text, reply.buttons),
+                response_type="ephemeral",
+                replace_original=replace,
+            )
+        except (BoltError, SlackApiError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("Slack: menu for %s not sent: %s", where, type(exc).__name__)
+
+    async def _open_note(self, body: dict[str, Any], reply: Reply, channel: str) -> None:
+        """The modal asking for the voter's words (views.open with the press's trigger_id)."""
+        locale = detect_locale(reply.text)
+        metadata = json.dumps({"task": reply.comment_task, "channel": channel})
+        view = note_modal(
+            title=t("why.modal_title", locale),
+            submit=t("why.modal_submit", locale),
+            label=reply.text,
+            placeholder=t("why.comment_placeholder", locale),
+            metadata=metadata,
+        )
+        try:
+            await self.client.views_open(trigger_id=str(body.get("trigger_id") or ""), view=view)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("Slack: note modal not opened: %s", exc)
+
+    async def _on_note(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """The note modal was submitted: keep the words with the voter's 👎."""
+        await ack()
+        try:
+            about = json.loads(str(view.get("private_metadata") or "{}"))
+            task_id, channel = int(about["task"]), str(about["channel"])
+        except (ValueError, KeyError, TypeError):
+            return
+        user = body.get("user") or {}
+        user_id = str(user.get("id"))
+        event = ActionEvent(
+            platform=PLATFORM,
+            tenant=str((body.get("team") or {}).get("id") or user.get("team_id")),
+            channel=channel,
+            user=user_id,
+            action=Action.note,
+            task_id=task_id,
+            event_id=f"note:{view.get('id')}:{user_id}",
+            user_name=user.get("username") or user.get("name"),
+            comment=note_of(view),
+        )
+        try:
+            reply = await self.services.router.handle_action(event)
+        except Exception as exc:
+            report(exc, where=f"Slack note {event.event_id}")
+            reply = Reply(t("error.internal", "en"), ephemeral=True)
+        if reply.text:
+            try:
+                await self.client.chat_postEphemeral(channel=channel, user=user_id, text=reply.text)
+            except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("Slack: note answer not posted: %s", exc)
 
     async def _on_home_opened(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         """Publish the Home tab: the user's recent tasks and digest subscriptions."""

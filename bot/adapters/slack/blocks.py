@@ -17,9 +17,13 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     DividerBlock,
     HeaderBlock,
+    InputBlock,
     MarkdownTextObject,
+    PlainTextInputElement,
+    PlainTextObject,
     SectionBlock,
 )
+from slack_sdk.models.views import View as ModalView
 
 from bot.render import split_text
 from bot.types import Action, Button, View
@@ -31,6 +35,13 @@ MAX_HEADER_TEXT = 150
 MAX_FALLBACK_TEXT = 4_000
 #: Names listed in a "👍 by …" line before the rest are counted.
 MAX_VOTER_NAMES = 10
+#: The modal that takes a voter's own words about their 👎 (its view_submission callback).
+NOTE_CALLBACK = "ab-note"
+NOTE_BLOCK = "note"
+NOTE_ACTION = "note_text"
+#: Modal titles and submit labels: at most 24 characters.
+MAX_VIEW_TITLE = 24
+MAX_NOTE_CHARS = 2_000
 
 Votes = Mapping[int, Sequence[tuple[str, int]]]
 
@@ -131,6 +142,54 @@ def message_blocks(
             for piece in merged[: MAX_MESSAGE_BLOCKS - len(buttons)]
         ]
     return [block.to_dict() for block in [*sections, *buttons]]
+
+
+def menu_blocks(text: str, rows: Sequence[Sequence[Button]]) -> list[dict[str, Any]]:
+    """An answer with choices (the "why 👎?" menu): its text, then one actions block per row."""
+    sections: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=piece)) for piece in mrkdwn_chunks(text)
+    ]
+    actions: list[Block] = [
+        ActionsBlock(block_id=f"menu:{index}", elements=[_button(b) for b in row[:25]])
+        for index, row in enumerate(rows)
+        if row
+    ]
+    actions = actions[: MAX_MESSAGE_BLOCKS - 1]
+    kept = sections[: MAX_MESSAGE_BLOCKS - len(actions)]
+    return [block.to_dict() for block in [*kept, *actions]]
+
+
+def note_modal(
+    *, title: str, submit: str, label: str, placeholder: str, metadata: str
+) -> dict[str, Any]:
+    """The modal asking for the voter's own words (``metadata``: what the note is about)."""
+    view = ModalView(
+        type="modal",
+        callback_id=NOTE_CALLBACK,
+        title=PlainTextObject(text=title[:MAX_VIEW_TITLE]),
+        submit=PlainTextObject(text=submit[:MAX_VIEW_TITLE]),
+        private_metadata=metadata,
+        blocks=[
+            InputBlock(
+                block_id=NOTE_BLOCK,
+                label=PlainTextObject(text=label[:2_000]),
+                element=PlainTextInputElement(
+                    action_id=NOTE_ACTION,
+                    multiline=True,
+                    max_length=MAX_NOTE_CHARS,
+                    placeholder=PlainTextObject(text=placeholder[:150]),
+                ),
+            )
+        ],
+    )
+    return view.to_dict()
+
+
+def note_of(view: Mapping[str, Any]) -> str:
+    """The text typed into :func:`note_modal`, from a view_submission's ``view``."""
+    values = ((view.get("state") or {}).get("values") or {}).get(NOTE_BLOCK) or {}
+    field = values.get(NOTE_ACTION) or {}
+    return str(field.get("value") or "")
 
 
 def home_view(

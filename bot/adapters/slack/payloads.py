@@ -3,7 +3,8 @@
 Every inbound body (HTTP or Socket Mode) goes through :func:`inspect`: JSON is parsed with a
 nesting limit, and the payload must match one of the typed models below (slash commands,
 ``event_callback`` with ``app_mention`` / ``message`` / ``app_home_opened``,
-``url_verification``, ``block_actions``, message shortcuts). A payload of a known kind with a
+``url_verification``, ``block_actions``, message shortcuts, ``view_submission`` of
+atombot's modals). A payload of a known kind with a
 wrong shape is :class:`Rejected` (HTTP 400); a well-formed payload that atombot has no
 listener for (another event type, command or interaction) is answered and ignored, so bolt
 never logs its content as "unhandled". The models allow extra fields: Slack adds them.
@@ -348,6 +349,26 @@ class MessageShortcut(_Common):
     message: MessageRef | None = None
 
 
+class SubmittedView(_Shape):
+    """The modal of a ``view_submission``: which one it is, what it carries, what was typed."""
+
+    id: Short | None = None
+    type: Short | None = None
+    callback_id: Annotated[str, StringConstraints(max_length=255)] = ""
+    private_metadata: Annotated[str, StringConstraints(max_length=3_000)] = ""
+    state: JSONDict | None = None
+
+
+class ViewSubmission(_Common):
+    """``view_submission``: a modal of atombot's was submitted (the note about a 👎)."""
+
+    type: Literal["view_submission"]
+    user: Ref
+    view: SubmittedView  # type: ignore[assignment]
+    team: Ref | None = None
+    trigger_id: Token | None = None
+
+
 class OtherInteraction(_Shape):
     """Any other interactivity type (global shortcuts, views): acknowledged and ignored."""
 
@@ -368,6 +389,7 @@ _SHAPES: list[type[BaseModel]] = [
     BlockActions,
     MessageRef,
     MessageShortcut,
+    ViewSubmission,
 ]
 for _shape in _SHAPES:
     _shape.model_rebuild()
@@ -395,9 +417,19 @@ def _event(body: JSONDict) -> Checked:
 
 
 def _interaction(
-    body: JSONDict, shortcuts: Collection[str], action: Callable[[str], bool]
+    body: JSONDict,
+    shortcuts: Collection[str],
+    action: Callable[[str], bool],
+    views: Collection[str] = (),
 ) -> Checked:
     kind = str(getattr(_check(OtherInteraction, body, "interaction"), "type", ""))
+    if kind == "view_submission":
+        view = body.get("view")
+        callback_id = view.get("callback_id") if isinstance(view, dict) else None
+        if not isinstance(callback_id, str) or callback_id not in views:
+            return Checked(kind, False, body)  # another app's modal: not ours to read
+        _check(ViewSubmission, body, kind)
+        return Checked(kind, True, body)
     if kind == "block_actions":
         checked = _check(BlockActions, body, kind)
         assert isinstance(checked, BlockActions)
@@ -416,11 +448,13 @@ def inspect(
     shortcuts: Collection[str],
     action: Callable[[str], bool],
     envelope: str | None = None,
+    views: Collection[str] = (),
 ) -> Checked:
     """Check a parsed payload; :class:`Rejected` when a known kind has a wrong shape.
 
     ``command`` is the slash command atombot answers, ``shortcuts`` its message shortcut
-    callback ids, ``action`` tells whether an ``action_id`` is one of its buttons.
+    callback ids, ``action`` tells whether an ``action_id`` is one of its buttons, ``views``
+    are the callback ids of its modals (their ``view_submission`` is taken).
     ``envelope`` is the Socket Mode envelope type (None over HTTP), which fixes the kind.
     """
     if envelope is not None and envelope not in SOCKET_ENVELOPES:
@@ -430,7 +464,7 @@ def inspect(
         assert isinstance(slash, SlashCommand)
         return Checked("slash command", slash.command == command, body)
     if envelope == "interactive":
-        return _interaction(body, shortcuts, action)
+        return _interaction(body, shortcuts, action, views)
     kind = body.get("type")
     if envelope == "events_api" and kind != "event_callback":
         raise Rejected("malformed events_api envelope")
@@ -442,5 +476,5 @@ def inspect(
     if envelope is None and body.get("ssl_check") == "1":
         return Checked("ssl_check", False, body)
     if envelope is None and isinstance(kind, str):
-        return _interaction(body, shortcuts, action)
+        return _interaction(body, shortcuts, action, views)
     raise Rejected("unknown payload")
