@@ -18,23 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu}, {cores} usable logical CPUs, Python {platform.python_version()}"
+from machine import describe
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = load_eval_rows(args.data / f"{args.split}.jsonl")
     texts = rows.multi_texts + rows.texts
     gold = rows.multi_labels + [[label] for label in rows.labels]
-    print(f"machine: {_machine()}; inference threads: {args.threads}")
+    print(f"machine: {describe()}; inference threads: {args.threads}")
     print(
         f"MixATIS ({args.split}): {len(texts)} messages; trained on {len(train_texts)} "
         f"single-intent messages, {len(set(train_labels))} intents"

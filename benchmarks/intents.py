@@ -30,21 +30,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from machine import cpu_name
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     from models.intents.encoder import cpu_has_amx_bf16
 
     amx = ", AMX bfloat16" if cpu_has_amx_bf16() else ""
-    return f"{cpu}{amx}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
+    return f"{cpu_name()}{amx}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}"
 
 
 def _percentiles(fn: Callable[[str], Any], texts: list[str]) -> tuple[float, float]:

@@ -24,25 +24,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu}, {cores} cores usable, Python {platform.python_version()}"
+from machine import describe
 
 
 def _bandit(rounds: int, seed: int) -> None:
@@ -89,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoints = sorted(int(c) for c in args.checkpoints.split(","))
     if args.quick:
         checkpoints = [c for c in checkpoints if c <= 500] or [args.every]
-    print(f"machine: {_machine()}; threads: {args.threads}")
+    print(f"machine: {describe()}; threads: {args.threads}")
     train_texts, train_labels = load_jsonl(args.data / "train.jsonl")
     test_texts, test_labels = load_jsonl(args.data / "test.jsonl")
 

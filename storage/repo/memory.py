@@ -21,43 +21,19 @@ from storage.tables import (
 class ChatMemory(RepoBase):
     """Chat memory: kept messages for summaries, per-chat opt-outs, forgetting and purging."""
 
-    async def memory_opted_out(self, *, platform: str, tenant: str, channel: str) -> bool:
-        """Whether a chat asked atombot not to keep its messages."""
+    async def _chat_flag(self, platform: str, tenant: str, channel: str, flag: str) -> bool:
         async with self._sessions() as session:
             row = await per_chat(session, ChatSetting, platform, tenant, channel)
-            return bool(row and row.memory_opt_out)
+            return bool(row and getattr(row, flag))
 
-    async def set_memory_opt_out(
-        self, *, platform: str, tenant: str, channel: str, opt_out: bool
+    async def _set_chat_flag(
+        self, platform: str, tenant: str, channel: str, flag: str, value: bool
     ) -> None:
-        """Switch chat memory off (and forget what was kept) or back on."""
         async with self._sessions() as session:
             row = await per_chat(session, ChatSetting, platform, tenant, channel)
             if row is None:
                 row = ChatSetting(platform=platform, tenant=tenant, channel=channel)
-            row.memory_opt_out = opt_out
-            row.updated_at = utcnow()
-            session.add(row)
-            await session.commit()
-        if opt_out:
-            await self.forget_chat(platform=platform, tenant=tenant, channel=channel)
-
-    async def training_opted_out(self, *, platform: str, tenant: str, channel: str) -> bool:
-        """Whether a chat switched training exports off (its own switch; exports also leave
-        out chats whose memory is off, see :mod:`storage.repo.exports`)."""
-        async with self._sessions() as session:
-            row = await per_chat(session, ChatSetting, platform, tenant, channel)
-            return bool(row and row.training_opt_out)
-
-    async def set_training_opt_out(
-        self, *, platform: str, tenant: str, channel: str, opt_out: bool
-    ) -> None:
-        """Keep a chat's requests and results out of training exports, or let them back in."""
-        async with self._sessions() as session:
-            row = await per_chat(session, ChatSetting, platform, tenant, channel)
-            if row is None:
-                row = ChatSetting(platform=platform, tenant=tenant, channel=channel)
-            row.training_opt_out = opt_out
+            setattr(row, flag, value)
             row.updated_at = utcnow()
             session.add(row)
             try:
@@ -65,9 +41,30 @@ class ChatMemory(RepoBase):
             except IntegrityError:
                 # The chat's first setting was stored by a concurrent command: update that one.
                 await session.rollback()
-                await self.set_training_opt_out(
-                    platform=platform, tenant=tenant, channel=channel, opt_out=opt_out
-                )
+                await self._set_chat_flag(platform, tenant, channel, flag, value)
+
+    async def memory_opted_out(self, *, platform: str, tenant: str, channel: str) -> bool:
+        """Whether a chat asked atombot not to keep its messages."""
+        return await self._chat_flag(platform, tenant, channel, "memory_opt_out")
+
+    async def set_memory_opt_out(
+        self, *, platform: str, tenant: str, channel: str, opt_out: bool
+    ) -> None:
+        """Switch chat memory off (and forget what was kept) or back on."""
+        await self._set_chat_flag(platform, tenant, channel, "memory_opt_out", opt_out)
+        if opt_out:
+            await self.forget_chat(platform=platform, tenant=tenant, channel=channel)
+
+    async def training_opted_out(self, *, platform: str, tenant: str, channel: str) -> bool:
+        """Whether a chat switched training exports off (its own switch; exports also leave
+        out chats whose memory is off, see :mod:`storage.repo.exports`)."""
+        return await self._chat_flag(platform, tenant, channel, "training_opt_out")
+
+    async def set_training_opt_out(
+        self, *, platform: str, tenant: str, channel: str, opt_out: bool
+    ) -> None:
+        """Keep a chat's requests and results out of training exports, or let them back in."""
+        await self._set_chat_flag(platform, tenant, channel, "training_opt_out", opt_out)
 
     async def remember_message(self, message: ChatMessage) -> bool:
         """Keep a chat message for later summaries, unless the chat opted out or it is known."""
