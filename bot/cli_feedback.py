@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.cli_audit import record
 from bot.config import Settings
 from bot.export import FORMATS, Export, ExportError, atomic_target, parse_since, parse_tenant
 from bot.texts import t
@@ -103,5 +104,18 @@ async def export_feedback(args: argparse.Namespace, settings: Settings) -> int:
         reason = t("export.cannot_write", "en", out=args.out, reason=exc.strerror or exc)
         print(t("export.error", "en", reason=reason), file=sys.stderr)
         return 2
+    await record(
+        settings,
+        action="export",
+        platform=platform,
+        tenant=tenant,
+        subject=f"export:{args.format}",
+        detail={
+            "format": args.format,
+            "rows": len(export.rows),
+            "since": since.isoformat() if since else None,
+            "skipped": dict(export.skipped),
+        },
+    )
     print(export.summary(args.format, args.out), file=sys.stderr)
     return 0

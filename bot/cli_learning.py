@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import timedelta
 from typing import Any
 
+from bot.cli_audit import cli_actor, record_sync
 from bot.config import Settings
 from bot.learning import scope_of, scopes_on_disk, split_scope, store_of
 from bot.texts import t
@@ -105,6 +107,14 @@ async def drop_correction(args: argparse.Namespace, settings: Settings) -> int:
         row = await repo.get_correction(args.id)
         if row is None or not await repo.drop_correction(args.id):
             return _fail("learning.unknown_correction", id=args.id)
+        await repo.audit(
+            actor=cli_actor(),
+            action="admin.correction.dropped",
+            platform=row.platform,
+            tenant=row.tenant,
+            subject=f"correction:{args.id}",
+            detail={"right_kind": row.right_kind, "status": row.status},
+        )
     finally:
         await repo.dispose()
     print(t("learning.dropped", "en", id=args.id, tenant=scope_of(row.platform, row.tenant)))
@@ -122,6 +132,14 @@ async def approve_correction(args: argparse.Namespace, settings: Settings) -> in
             return _fail("learning.unknown_correction", id=args.id)
         if not await repo.approve_correction(args.id):
             return _fail("learning.not_pending", id=args.id)
+        await repo.audit(
+            actor=cli_actor(),
+            action="admin.correction.approved",
+            platform=row.platform,
+            tenant=row.tenant,
+            subject=f"correction:{args.id}",
+            detail={"right_kind": row.right_kind},
+        )
     finally:
         await repo.dispose()
     print(t("learning.approved", "en", id=args.id))
@@ -203,11 +221,21 @@ def rollback(args: argparse.Namespace, settings: Settings) -> int:
         return _fail("learning.need_tenant", tenants=", ".join(scopes))
     scope = scopes[0]
     store = store_of(settings.data_dir, scope)
+    previous = store.current()
     try:
         store.rollback(args.version)
     except UnknownVersion:
         known = ", ".join(v.version for v in store.versions()) or "-"
         return _fail("learning.unknown_version", tenant=scope, version=args.version, known=known)
+    platform, tenant = split_scope(scope)
+    record_sync(
+        settings,
+        action="classifier.rollback",
+        platform=platform,
+        tenant=tenant,
+        subject=f"classifier:{scope}",
+        detail={"version": store.current(), "previous": previous},
+    )
     print(
         t(
             "learning.rolled_back",
@@ -236,7 +264,11 @@ async def retrain_now(args: argparse.Namespace, settings: Settings) -> int:
             data_dir=settings.data_dir,
             intents=settings.intents,
             encoder=settings.encoder,
+            accepted=settings.learn_accepted,
+            accept_after=timedelta(hours=settings.accept_after_hours),
+            accepted_max=settings.accepted_max,
         )
+        job.actor = cli_actor()
         try:
             result = await job.run(
                 scopes=[scope_of(*tenant)] if tenant else None, force=tenant is not None

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.cli_audit import record_sync
 from bot.config import Settings
 from bot.texts import t
 
@@ -103,6 +104,14 @@ def run_tune(args: argparse.Namespace, settings: Settings) -> int:
         print(t("tune.failed", "en", reason=error.reason), file=sys.stderr)
         return 1
     manifest = outcome.manifest
+    record_sync(
+        settings,
+        action="tune",
+        subject=f"adapter:{outcome.out}"[:255],
+        detail={
+            k: manifest.get(k) for k in ("method", "base_model", "rows", "steps", "train_seconds")
+        },
+    )
     print(
         t(
             "tune.done",

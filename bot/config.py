@@ -27,6 +27,15 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=16, ge=1, validation_alias="ATOMBOT_MAX_BATCH")
     #: A LoRA adapter directory (``atombot tune``'s output) for the transformers backend.
     adapter: str | None = Field(default=None, validation_alias="ATOMBOT_ADAPTER")
+    # PII redaction before generation (models/generation/redact.py): "external" redacts for
+    # the openai backend unless its URL is localhost/loopback, "always" for every backend.
+    redact: Literal["external", "always", "off"] = Field(
+        default="external", validation_alias="ATOMBOT_REDACT"
+    )
+    #: Operator patterns: a YAML/JSON file of ``LABEL: regex``, or that mapping as inline JSON.
+    redact_patterns: str | None = Field(default=None, validation_alias="ATOMBOT_REDACT_PATTERNS")
+    #: Regions whose national phone formats are redacted (``+...`` numbers always are).
+    redact_regions: str = Field(default="US,CN", validation_alias="ATOMBOT_REDACT_REGIONS")
 
     intents: Path | None = Field(default=None, validation_alias="ATOMBOT_INTENTS")
     encoder: str | None = Field(default=None, validation_alias="ATOMBOT_ENCODER")
@@ -59,13 +68,31 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(default=1.0, gt=0, validation_alias="ATOMBOT_POLL_SECONDS")
     lease_seconds: float = Field(default=60.0, gt=0, validation_alias="ATOMBOT_LEASE_SECONDS")
     max_attempts: int = Field(default=3, ge=1, validation_alias="ATOMBOT_MAX_ATTEMPTS")
+    # Live results: stream the text as it is generated where the platform can (Slack chat
+    # streams, Telegram drafts in private chats, the console); the worker stores the text so
+    # far at most every STREAM_INTERVAL seconds *and* STREAM_TOKENS tokens (later of both).
+    stream: bool = Field(default=True, validation_alias="ATOMBOT_STREAM")
+    stream_interval: float = Field(default=0.5, ge=0, validation_alias="ATOMBOT_STREAM_INTERVAL")
+    stream_tokens: int = Field(default=64, ge=1, validation_alias="ATOMBOT_STREAM_TOKENS")
     memory_days: int = Field(default=7, ge=0, validation_alias="ATOMBOT_MEMORY_DAYS")
+    # Days requests, tasks, results, votes, corrections and chat memory are kept; a daily job
+    # deletes what is older (and audits it). 0: kept until forgotten (chat memory still
+    # follows ATOMBOT_MEMORY_DAYS): deleting data is the operator's decision, not a default.
+    retention_days: int = Field(default=0, ge=0, validation_alias="ATOMBOT_RETENTION_DAYS")
     # Learning from corrections: retrain after this many new active corrections (0: only on
     # the cron), on this cron (5 fields, ATOMBOT_TIMEZONE; empty: never), and how often every
     # process looks for a promoted classifier version and new or dropped corrections.
     retrain_after: int = Field(default=50, ge=0, validation_alias="ATOMBOT_RETRAIN_AFTER")
     retrain_cron: str = Field(default="0 3 * * *", validation_alias="ATOMBOT_RETRAIN_CRON")
     reload_seconds: float = Field(default=5.0, gt=0, validation_alias="ATOMBOT_RELOAD_SECONDS")
+    # Implicit feedback: a task the classifier planned that nobody corrected (no "wrong kind"
+    # 👎, no re-plan) for this many hours is an accepted reading, a training example of its
+    # tenant too (the newest ATOMBOT_ACCEPTED_MAX per tenant); off: corrections alone.
+    learn_accepted: bool = Field(default=True, validation_alias="ATOMBOT_LEARN_ACCEPTED")
+    accept_after_hours: float = Field(
+        default=24.0, ge=0, validation_alias="ATOMBOT_ACCEPT_AFTER_HOURS"
+    )
+    accepted_max: int = Field(default=20_000, ge=0, validation_alias="ATOMBOT_ACCEPTED_MAX")
     # A "wrong kind of task" pick is a correction: a training example at once ("immediate"),
     # or stored pending until an operator approves it ("review").
     corrections_mode: Literal["immediate", "review"] = Field(
@@ -81,6 +108,21 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", validation_alias="ATOMBOT_LOG_FORMAT"
     )
+    # Outgoing email for the email.send and calendar.invite actions (off until HOST and FROM
+    # are set). STARTTLS upgrades a plain connection; port 465 means TLS from the start.
+    smtp_host: str | None = Field(default=None, validation_alias="ATOMBOT_SMTP_HOST")
+    smtp_port: int = Field(default=587, ge=1, le=65535, validation_alias="ATOMBOT_SMTP_PORT")
+    smtp_user: str | None = Field(default=None, validation_alias="ATOMBOT_SMTP_USER")
+    smtp_password: str | None = Field(default=None, validation_alias="ATOMBOT_SMTP_PASSWORD")
+    smtp_starttls: bool = Field(default=True, validation_alias="ATOMBOT_SMTP_STARTTLS")
+    smtp_from: str | None = Field(default=None, validation_alias="ATOMBOT_SMTP_FROM")
+    #: The operator's address book (YAML or CSV: name, email, aliases, chat user ids).
+    address_book: Path | None = Field(default=None, validation_alias="ATOMBOT_ADDRESS_BOOK")
+    #: Who may approve anyone's action besides its requester: platform user ids, comma
+    #: separated (``U123`` on any platform, ``slack:U123`` on one).
+    approvers: str = Field(default="", validation_alias="ATOMBOT_APPROVERS")
+    #: Hours an action waits for approval before it expires.
+    approval_hours: float = Field(default=24.0, gt=0, validation_alias="ATOMBOT_APPROVAL_HOURS")
 
     @field_validator("retrain_cron")
     @classmethod

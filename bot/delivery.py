@@ -9,6 +9,11 @@ finds the post again instead of repeating it (:mod:`bot.posting`).
 Progress edits are throttled per chat (``min_edit_interval`` of the adapter), counting every
 message written to that chat, so many requests in one channel stay within the platform's
 rate limits; final results are never held back.
+
+Where the adapter can stream (a :class:`~bot.adapters.base.StreamingAdapter`) and streaming
+is on, the message is instead a live stream of the generated text while the tasks run, and
+the final view replaces it once (the state machine is in :mod:`bot.streaming`); when the
+platform refuses the stream, this module's post-and-edit path takes over, losing nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from bot.adapters.base import ChatAdapter, DeliveryError
 from bot.metrics import Metrics
 from bot.posting import TAKEOVER_GRACE, find_earlier_post, new_client_id
 from bot.render import fit_view, render_request
+from bot.streaming import Streams, only_paced, wants_stream
 from bot.types import Section, Target, View
 from handlers.kinds import KindRegistry, build_registry
 from storage.repository import Repository
@@ -70,8 +76,12 @@ class Deliverer:
         adapters: Mapping[str, ChatAdapter],
         kinds: KindRegistry | None = None,
         metrics: Metrics | None = None,
+        *,
+        stream: bool = True,
     ) -> None:
         self.repo = repo
+        #: Stream results where the adapter can (ATOMBOT_STREAM); off: post and edit only.
+        self.stream = stream
         self.adapters = adapters
         #: The task-kind registry (the built-in kinds when none is given).
         self.kinds = kinds if kinds is not None else build_registry()
@@ -79,6 +89,7 @@ class Deliverer:
         self.cursor = utcnow() - STARTUP_LOOKBACK
         #: When this process last wrote to each chat (only one scheduler is active).
         self._chat_writes: dict[ChatKey, datetime] = {}
+        self.streams = Streams(repo, self.kinds, shown=self._shown)
 
     async def tick(self) -> int:
         """One pass; returns how many requests were looked at."""
@@ -118,15 +129,31 @@ class Deliverer:
         if delivery.done and (delivery.error or delivery.message_id is None):
             return  # given up: never retried forever, never posted anew
         now = utcnow()
-        if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
+        final = all(t.status in TERMINAL_STATUSES for t in tasks)
+        held = delivery.next_attempt_at is not None and delivery.next_attempt_at > now
+        if held and not (final and only_paced(delivery)):
             return
         view = await self._render(request, tasks, now)
         main, parts = fit_view(view, adapter.max_text, request.locale)
         key = view_key(main)
-        final = all(t.status in TERMINAL_STATUSES for t in tasks)
         target = target_of(request, user=request.user, private=request.private)
         chat: ChatKey = (request.platform, request.tenant, request.channel)
         try:
+            if wants_stream(adapter, target, delivery, tasks, on=self.stream):
+                streamed = await self.streams.step(
+                    delivery,
+                    adapter,
+                    target,
+                    tasks,
+                    view=main,
+                    key=key,
+                    final=final,
+                    locale=request.locale,
+                    now=now,
+                    wrote=lambda: self._wrote(chat, now),
+                )
+                if streamed:
+                    return
             posted_now = False
             if delivery.message_id is None:
                 posted = await self._post_once(

@@ -173,7 +173,7 @@ class Doctor:
         s = self.settings
         if not s.telegram_bot_token:
             return [self._found("telegram", "skip", "doctor.telegram.off")]
-        from bot.adapters.telegram_checks import check_bot
+        from bot.adapters.telegram.checks import check_bot
 
         findings: list[Finding] = []
         status = await check_bot(s.telegram_bot_token, api_url=s.telegram_api_url, timeout=TIMEOUT)

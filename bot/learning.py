@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -347,6 +348,9 @@ def build_learning(
     retrain_cron: str,
     timezone: str,
     reload_seconds: float,
+    learn_accepted: bool = True,
+    accept_after_hours: float = 24.0,
+    accepted_max: int = 20_000,
 ) -> Learning:
     """Wire the learning parts around the base classifier (no I/O: the first
     :meth:`Reloader.refresh` loads versions and corrections)."""
@@ -373,5 +377,8 @@ def build_learning(
         cron=retrain_cron,
         timezone=timezone,
         on_promoted=reloader.wake,
+        accepted=learn_accepted,
+        accept_after=timedelta(hours=accept_after_hours),
+        accepted_max=accepted_max,
     )
     return Learning(parser=parser, reloader=reloader, retrainer=retrainer)

@@ -31,6 +31,10 @@ def failure_reason(error: str | None, locale: str) -> str:
         return t("reason.generation_failed", locale, detail=detail)
     if error == "a task it depends on did not succeed":
         return t("reason.dependency", locale)
+    if code == "approval_expired":
+        return t("reason.approval_expired", locale)
+    if code == "action_failed":
+        return t("reason.action_failed", locale, detail=detail)
     return t("reason.unknown", locale, detail=error or "?")
 
 
@@ -84,7 +88,15 @@ def status_line(
             kind=kind,
             reason=failure_reason(task.error, locale),
         )
+    if task.status == TaskStatus.awaiting_approval:
+        approval = task.inputs.get("approval") or {}
+        if approval.get("state") == "asking":
+            return t("status.asking", locale, id=task.id, kind=kind)
+        until = str(approval.get("until") or "?")
+        return t("status.awaiting_approval", locale, id=task.id, kind=kind, until=until)
     if task.status == TaskStatus.cancelled:
+        if task.error == "rejected":
+            return t("status.rejected", locale, id=task.id, kind=kind)
         return t("status.cancelled", locale, id=task.id, kind=kind)
     line = t("status.succeeded", locale, id=task.id, kind=kind)
     if tally and (tally.up or tally.down):
@@ -132,10 +144,38 @@ def render_request(
                 row.append(Button(t("button.regenerate", locale), Action.regenerate, task_id))
             if row:
                 rows.append(tuple(row))
+        elif task.status == TaskStatus.awaiting_approval:
+            body = (task.result or "").strip()  # the text to be sent, or what is asked
+            rows.append(approval_buttons(task, locale))
         elif task.status in (TaskStatus.queued, TaskStatus.running):
+            if task.status == TaskStatus.running and task.partial:
+                body = task.partial.strip()  # the first words show before the result
             rows.append((Button(t("button.cancel", locale), Action.cancel, task_id),))
         sections.append(Section(text=body, title=title))
     return View(sections=tuple(sections), buttons=tuple(rows))
+
+
+def approval_buttons(task: Task, locale: str) -> tuple[Button, ...]:
+    """Approve / Edit / Reject under an action awaiting approval (Approve carries the text
+    version it was shown for); "Reply with it" / Cancel while it asks for a detail."""
+    task_id = task.id or 0
+    approval = task.inputs.get("approval") or {}
+    if approval.get("state") == "asking":
+        return (
+            Button(t("button.answer", locale), Action.edit, task_id),
+            Button(t("button.cancel", locale), Action.cancel, task_id),
+        )
+    version = approval.get("version")
+    return (
+        Button(
+            t("button.approve", locale),
+            Action.approve,
+            task_id,
+            f"v{version}" if version is not None else None,
+        ),
+        Button(t("button.edit", locale), Action.edit, task_id),
+        Button(t("button.reject", locale), Action.reject, task_id),
+    )
 
 
 def split_text(text: str, limit: int) -> list[str]:

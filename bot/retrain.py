@@ -21,11 +21,19 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from bot.learning import classifiers_root, example_of, remember_scope, scope_of, scopes_on_disk
-from storage.tables import CorrectionStatus
+from bot.learning import (
+    classifiers_root,
+    example_of,
+    remember_scope,
+    scope_of,
+    scopes_on_disk,
+    split_scope,
+)
+from storage.tables import CorrectionStatus, utcnow
 
 if TYPE_CHECKING:
     from bot.scheduler import Scheduler
@@ -89,14 +97,20 @@ class RunResult:
     seconds: float = 0.0
 
 
-def _digest(rows: list[Correction]) -> str:
-    """What a scope learned from: its active corrections (ids and labels)."""
+def _digest(rows: list[Correction], readings: list[CorrectionExample] | None = None) -> str:
+    """What a scope learned from: its active corrections (ids and labels) and accepted
+    readings (task ids)."""
     text = ",".join(f"{row.id}={row.right_kind}" for row in sorted(rows, key=lambda r: r.id or 0))
+    if readings:  # without any, the digest stays what it was before accepted readings
+        text += "|" + ",".join(str(r.id) for r in sorted(readings, key=lambda r: r.id or 0))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class Retrainer:
     """Retrains the scopes whose corrections changed (see the module text)."""
+
+    #: Who runs it, for the audit log: the scheduled job, or ``cli:<name>`` for a command.
+    actor: str = "system"
 
     def __init__(
         self,
@@ -109,8 +123,15 @@ class Retrainer:
         cron: str = "",
         timezone: str = "UTC",
         on_promoted: Callable[[], None] | None = None,
+        accepted: bool = True,
+        accept_after: timedelta = timedelta(hours=24),
+        accepted_max: int = 20_000,
     ) -> None:
         self.repo = repo
+        #: Learn from accepted readings too (tasks nobody corrected within ``accept_after``).
+        self.accepted = accepted
+        self.accept_after = accept_after
+        self.accepted_max = accepted_max
         self.data_dir = Path(data_dir)
         self.intents = intents
         self.encoder = encoder
@@ -178,21 +199,28 @@ class Retrainer:
             by_scope.setdefault(scope_of(row.platform, row.tenant), []).append(row)
         state = self._state()
         learned: dict[str, str] = dict(state.get("scopes", {}))
+        before = utcnow() - self.accept_after
+        with_readings: set[str] = set()
+        if self.accepted:
+            pairs = await self.repo.accepted_scopes(before=before)
+            with_readings = {scope_of(p, t) for p, t in pairs}
         # A scope whose corrections were all dropped still has a version that learned them.
-        candidates = sorted(set(by_scope) | set(scopes_on_disk(self.data_dir)))
+        candidates = sorted(set(by_scope) | set(scopes_on_disk(self.data_dir)) | with_readings)
         if wanted is not None:
             candidates = [s for s in candidates if s in wanted]
         result = RunResult()
         for scope in candidates:
             own = by_scope.get(scope, [])
-            digest = _digest(own)
+            readings = await self._readings(scope, before) if scope in with_readings else []
+            digest = _digest(own, readings)
             if not force and learned.get(scope) == digest:
                 continue
-            if not own and scope not in learned and not force:
+            if not own and not readings and scope not in learned and not force:
                 continue
-            examples = [example_of(row) for row in own]
+            examples = [example_of(row) for row in own] + readings
             outcome = await asyncio.to_thread(self._retrain_scope, scope, examples)
             result.scopes.append(outcome)
+            await self._audit(outcome)
             learned[scope] = digest
             # Saved after each scope: a crash later in the run does not redo this one.
             self._save_state(
@@ -205,6 +233,36 @@ class Retrainer:
         if any(s.promoted for s in result.scopes) and self.on_promoted is not None:
             self.on_promoted()
         return result
+
+    async def _readings(self, scope: str, before: datetime) -> list[CorrectionExample]:
+        """The scope's accepted readings as training examples (newest ``accepted_max``)."""
+        from models.intents.learning import CorrectionExample
+
+        platform, tenant = split_scope(scope)
+        rows = await self.repo.accepted_readings(
+            platform=platform, tenant=tenant, before=before, limit=self.accepted_max
+        )
+        return [
+            CorrectionExample(r.text, r.intent, scope, r.created_at, id=r.task_id, accepted=True)
+            for r in rows
+        ]
+
+    async def _audit(self, outcome: ScopeResult) -> None:
+        """Record a retrained scope in the audit log: the version, whether it was promoted,
+        and its figures (no examples)."""
+        platform, tenant = split_scope(outcome.scope)
+        await self.repo.audit(
+            actor=self.actor,
+            action="classifier.promoted" if outcome.promoted else "classifier.kept",
+            platform=platform,
+            tenant=tenant,
+            subject=f"classifier:{outcome.scope}",
+            detail={
+                "version": outcome.version,
+                "previous": outcome.previous,
+                "figures": {k: v for k, v in outcome.figures.items() if isinstance(v, int | float)},
+            },
+        )
 
     def _retrain_scope(self, scope: str, examples: list[CorrectionExample]) -> ScopeResult:
         """Train, save and maybe promote one scope's candidate (CPU-bound: in a thread)."""

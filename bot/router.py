@@ -17,10 +17,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from bot import logcontext
+from bot.actions.approval import ApprovalPolicy, Approvals
 from bot.learning import ScopedParser, scope_of
 from bot.metrics import Metrics
 from bot.texts import detect_locale, t
 from bot.types import OTHER_REASON, Action, ActionEvent, Button, Inbound, Reply, choice_token
+from handlers.actions import follow_up
 from handlers.base import HandlerContext, MessageFetcher, Plan
 from handlers.feedback import (
     WRONG_KIND,
@@ -39,6 +41,7 @@ from handlers.kinds import KindRegistry, TaskKind, build_registry
 from models.intents import slots as slot_extraction
 from models.intents.spec import OOS, IntentParser, TaskSpec
 from storage.health import OutageLog, is_outage
+from storage.repo.audit import audit_of_tasks
 from storage.repository import Repository
 from storage.schemas import RequestCreate, TaskCreate
 from storage.tables import FEEDBACK_REASONS, Request, Task, TaskStatus
@@ -71,6 +74,7 @@ class Router:
         kinds: KindRegistry | None = None,
         metrics: Metrics | None = None,
         corrections_mode: str = "immediate",
+        approvals: Approvals | None = None,
     ) -> None:
         self.repo = repo
         #: ``review``: corrections from "wrong kind of task" are stored pending approval.
@@ -82,16 +86,29 @@ class Router:
         self.max_attempts = max_attempts
         self.metrics = metrics if metrics is not None else Metrics(k.name for k in self.kinds)
         self._outage = OutageLog(log, "router")
+        #: Approve / Edit / Reject of action tasks (requester only when none is given).
+        self.approvals = (
+            approvals if approvals is not None else Approvals(repo, self.kinds, ApprovalPolicy())
+        )
 
-    async def handle(self, inbound: Inbound, *, fetch: MessageFetcher | None = None) -> Reply:
+    async def handle(
+        self,
+        inbound: Inbound,
+        *,
+        fetch: MessageFetcher | None = None,
+        intent: TaskSpec | None = None,
+    ) -> Reply:
         """Process one inbound message and return the acknowledgement to show.
+
+        ``intent``: the task the sender asked for in so many words (a command such as
+        Telegram's ``/cancel 12``), planned as is instead of classifying the text.
 
         While the database is unreachable the sender is told to try again (and the outage
         is logged once), instead of the message failing with an error.
         """
         logcontext.begin(platform=inbound.platform, tenant=inbound.tenant)
         try:
-            reply = await self._handle(inbound, fetch=fetch)
+            reply = await self._handle(inbound, fetch=fetch, intent=intent)
         except Exception as exc:
             if not is_outage(exc):
                 raise
@@ -103,7 +120,9 @@ class Router:
         self.metrics.request(inbound.platform, outcome)
         return reply
 
-    async def _handle(self, inbound: Inbound, *, fetch: MessageFetcher | None) -> Reply:
+    async def _handle(
+        self, inbound: Inbound, *, fetch: MessageFetcher | None, intent: TaskSpec | None = None
+    ) -> Reply:
         text = clean_text(inbound.text)
         locale = detect_locale(text)
         if not text:
@@ -116,15 +135,18 @@ class Router:
         if seen is not None:
             return await self._duplicate(seen.id or 0, locale)
 
-        began = time.perf_counter()
-        specs = await asyncio.to_thread(
-            self._parse_for(inbound),
-            text,
-            now_iso=datetime.now(UTC).isoformat(),
-            timezone=inbound.timezone,
-            traits=self.kinds,
-        )
-        self.metrics.classified(time.perf_counter() - began)
+        if intent is not None:
+            specs = [intent]
+        else:
+            began = time.perf_counter()
+            specs = await asyncio.to_thread(
+                self._parse_for(inbound),
+                text,
+                now_iso=datetime.now(UTC).isoformat(),
+                timezone=inbound.timezone,
+                traits=self.kinds,
+            )
+            self.metrics.classified(time.perf_counter() - began)
         specs = [s for s in specs if s.intent != OOS and self.kinds.planner(s.intent) is not None]
         if not specs:
             return Reply(t("input.oos", locale))
@@ -147,6 +169,8 @@ class Router:
             request=request,
             now=datetime.now(UTC),
             fetch_messages=fetch,
+            # What the adapter knows of the message (e.g. it came as a slash command).
+            extra=dict(inbound.context),
             kind_label=self.kinds.label,
         )
         tasks, answers = await self._plan(specs, ctx, text)
@@ -164,6 +188,14 @@ class Router:
             stored.request.id,
             len(stored.tasks),
             ",".join(task.kind for task in stored.tasks) or "-",
+        )
+        await self.repo.audit(
+            actor=inbound.user,
+            action="request.accepted",
+            platform=inbound.platform,
+            tenant=inbound.tenant,
+            subject=f"request:{stored.request.id}",
+            detail=audit_of_tasks(inbound.channel, stored.tasks),
         )
         for task in stored.tasks:
             kind = self.kinds.get(task.kind)
@@ -211,7 +243,9 @@ class Router:
                 else:
                     answers.append(t("followup.no_result", locale, kind=kind.label.get(locale)))
                     continue
+            # The intent it was read as: what an accepted task teaches the classifier.
             slots = {**filled, **inputs, "request_text": clause, "locale": locale}
+            slots.setdefault("intent", spec.intent)
             plan: Plan = await kind.handler.plan(
                 TaskSpec(spec.intent, slots, spec.confidence, spec.span, depends_on), ctx
             )
@@ -238,6 +272,14 @@ class Router:
                 )
                 if j == len(plan.tasks) - 1:
                     last_index[i] = len(tasks) - 1
+            # "email Dana the outcome": the action that carries the draft out, after it.
+            action = follow_up(
+                kind, clause, filled, self.kinds, now=ctx.now, timezone=ctx.request.timezone
+            )
+            if action is not None:
+                tasks.append(
+                    replace(action, depends_on=(len(tasks) - 1,), max_attempts=self.max_attempts)
+                )
         return tasks, answers
 
     def _fill_slots(
@@ -364,6 +406,8 @@ class Router:
             return Reply(await note(event.task_id, event.comment or "", ctx), ephemeral=True)
         if event.action == Action.cancel:
             return Reply(await cancel(event.task_id, ctx), ephemeral=True)
+        if self.approvals.handles(event):
+            return await self.approvals.handle(event, locale)
         return await self._regenerate(event, ctx)
 
     async def _regenerate(self, event: ActionEvent, ctx: HandlerContext) -> Reply:
@@ -394,6 +438,15 @@ class Router:
             tasks=[regenerate_task(inputs, task.kind, attempt, task.id or 0)],
         )
         new_id = stored.tasks[0].id if stored.tasks else None
+        if stored.created:
+            await self.repo.audit(
+                actor=event.user,
+                action="task.regenerated",
+                platform=event.platform,
+                tenant=event.tenant,
+                subject=f"task:{event.task_id}",
+                detail=audit_of_tasks(original.channel, stored.tasks),
+            )
         return Reply(
             t("regenerate.queued", locale, id=event.task_id, new_id=new_id),
             task_ids=tuple(x.id or 0 for x in stored.tasks),

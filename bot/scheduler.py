@@ -29,13 +29,16 @@ from bot.types import Target
 from handlers.digest import recap_task
 from handlers.kinds import KindRegistry, build_registry
 from storage.health import OutageLog, is_outage
-from storage.repository import Repository
+from storage.repository import Removal, Repository
 from storage.schemas import RequestCreate
 from storage.tables import DigestSubscription, Reminder, TaskStatus, utcnow
 
 log = logging.getLogger(__name__)
 
 Job = Callable[[], Awaitable[Any]]
+
+#: The retention job runs once a day (and at start, so a long-stopped bot catches up).
+RETENTION_SECONDS = 86_400.0
 
 
 class Scheduler:
@@ -78,6 +81,13 @@ class Scheduler:
             coalesce=True,
             misfire_grace_time=3600,
         )
+
+    def run_soon(self, job_id: str) -> None:
+        """Bring an interval job's next run forward to now (no-op if it is not scheduled;
+        a run already going on is not doubled: the job runs once more after it)."""
+        job = self._scheduler.get_job(job_id) if self._scheduler.running else None
+        if job is not None:
+            job.modify(next_run_time=datetime.now(ZoneInfo("UTC")))
 
     def remove(self, job_id: str) -> None:
         """Drop a job if it exists."""
@@ -201,6 +211,7 @@ class Jobs:
         adapters: Mapping[str, ChatAdapter],
         scheduler: Scheduler,
         memory_days: int = 7,
+        retention_days: int = 0,
         kinds: KindRegistry | None = None,
         metrics: Metrics | None = None,
         retrainer: Retrainer | None = None,
@@ -215,6 +226,8 @@ class Jobs:
         self.deliverer = Deliverer(repo, adapters, self.kinds, metrics=metrics)
         self.notifier = Notifier(repo, adapters)
         self.memory_days = memory_days
+        #: Days everything a chat left is kept (0: until forgotten); see :meth:`purge_expired`.
+        self.retention_days = retention_days
         self._digest_jobs: dict[int, tuple[str, str]] = {}
 
     def install(self, *, poll_seconds: float, lease_seconds: float) -> None:
@@ -225,6 +238,8 @@ class Jobs:
         self.scheduler.every(max(poll_seconds, 1.0), self.retry_notices, job_id="notices")
         self.scheduler.every(30.0, self.sync_digests, job_id="digests")
         self.scheduler.every(3600.0, self.purge_memory, job_id="memory-retention")
+        if self.retention_days > 0:
+            self.scheduler.every(RETENTION_SECONDS, self.purge_expired, job_id="retention")
         if self.retrainer is not None:
             self.retrainer.install(self.scheduler)
 
@@ -419,6 +434,20 @@ class Jobs:
             await self.repo.purge_chat_memory(
                 older_than=utcnow() - timedelta(days=self.memory_days)
             )
+
+    async def purge_expired(self, *, now: datetime | None = None) -> Removal | None:
+        """Delete what is older than the retention period (requests with their tasks,
+        results and votes, corrections, notices, kept messages); a purge that removed
+        anything is recorded in the audit log with its counts. None when retention is off."""
+        if self.retention_days <= 0:
+            return None
+        cutoff = (now or utcnow()) - timedelta(days=self.retention_days)
+        removal = await self.repo.purge_expired(
+            older_than=cutoff, actor="system", audit_empty=False
+        )
+        if removal.total:
+            log.info("retention: %d row(s) from before %s deleted", removal.total, cutoff)
+        return removal
 
 
 def target_of_channel(where: Reminder | DigestSubscription) -> Target:

@@ -26,6 +26,10 @@ class Action(StrEnum):
     replan = "kind"
     #: The voter's own words about their vote (a modal or a reply, never a button).
     note = "note"
+    #: An action task awaiting approval: carry it out / change its text / drop it.
+    approve = "approve"
+    edit = "edit"
+    reject = "reject"
 
 
 @dataclass(frozen=True)
@@ -178,3 +182,49 @@ class Reply:
     #: Ask the person for free text about ``comment_task`` (a modal, a forced reply).
     ask_comment: bool = False
     comment_task: int | None = None
+    #: What the text answers: ``Action.note`` (words about a vote) or ``Action.edit`` (the
+    #: new text of a draft awaiting approval). The adapter sends it back as an
+    #: :class:`ActionEvent` with this action and the text in ``comment``.
+    ask_action: Action = Action.note
+    #: Text to start from (the draft being edited); None for an empty field.
+    ask_prefill: str | None = None
+    #: The modal's title (Slack); None for the adapter's default for ``ask_action``.
+    ask_title: str | None = None
+
+
+class PlanStatus(StrEnum):
+    """A task's status as a stream's plan shows it (Slack draws these itself)."""
+
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+    cancelled = "cancelled"
+    #: An action waiting for a person's approval.
+    waiting = "waiting"
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One atomic task of a request as the stream's plan shows it."""
+
+    task_id: int
+    title: str
+    status: PlanStatus
+
+
+@dataclass(frozen=True)
+class StreamUpdate:
+    """What a live stream should show now: the plan of the request's tasks and the text
+    generated so far (all visible tasks' text, in order, as one markdown string).
+
+    The core keeps track of what the stream already shows; ``delta`` is the part of
+    ``text`` that is new since the last call (``text`` always starts with what was shown
+    before, so platforms that append use ``delta`` and platforms that replace use
+    ``text``). ``changed`` lists the plan items whose status changed since the last call.
+    """
+
+    plan: tuple[PlanItem, ...]
+    text: str
+    delta: str = ""
+    changed: tuple[PlanItem, ...] = ()

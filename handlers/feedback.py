@@ -24,6 +24,22 @@ class Rated:
     stored: bool
 
 
+async def audit_vote(
+    ctx: HandlerContext, action: str, task_id: int, detail: dict[str, object]
+) -> None:
+    """Record a vote, its reason or comment, or a correction in the audit log (ids,
+    codes and counts only, never the words)."""
+    r = ctx.request
+    await ctx.repo.audit(
+        actor=r.user,
+        action=action,
+        platform=r.platform,
+        tenant=r.tenant,
+        subject=f"task:{task_id}",
+        detail={"channel": r.channel, **detail},
+    )
+
+
 def in_workspace(task: Task | None, ctx: HandlerContext) -> bool:
     """Whether ``task`` is of the asker's platform and workspace (any member may rate it)."""
     r = ctx.request
@@ -41,6 +57,7 @@ async def rate_task(task_id: int, score: int, ctx: HandlerContext) -> Rated:
     _, changed = await ctx.repo.record_feedback(task_id=task_id, user=ctx.request.user, score=score)
     if not changed:
         return Rated(t("rate.unchanged", locale, id=task_id), True)
+    await audit_vote(ctx, "vote", task_id, {"score": score, "kind": task.kind})
     key = "rate.recorded_up" if score > 0 else "rate.recorded_down"
     return Rated(t(key, locale, id=task_id), True)
 
@@ -66,6 +83,7 @@ async def explain(task_id: int, reason: str, ctx: HandlerContext) -> Rated:
     vote = await ctx.repo.set_vote_reason(task_id=task_id, user=ctx.request.user, reason=reason)
     if vote is None:
         return Rated(t("why.not_voter", locale, id=task_id), False)
+    await audit_vote(ctx, "vote.reason", task_id, {"reason": reason})
     return Rated(t("why.recorded", locale, id=task_id, reason=reason_label(reason, locale)), True)
 
 
@@ -93,6 +111,8 @@ async def note(task_id: int, comment: str, ctx: HandlerContext) -> str:
     vote = await ctx.repo.set_vote_reason(task_id=task_id, user=ctx.request.user, comment=words)
     if vote is None:
         return t("why.not_voter", locale, id=task_id)
+    # The length only: the comment is the voter's own words.
+    await audit_vote(ctx, "vote.comment", task_id, {"chars": len(words)})
     return t("why.comment_recorded", locale, id=task_id)
 
 
@@ -130,6 +150,18 @@ async def correct(
         right_kind=right_kind,
         task_id=task.id,
         status=CorrectionStatus.pending if review else CorrectionStatus.active,
+    )
+    await audit_vote(
+        ctx,
+        "correction",
+        task.id or 0,
+        {
+            "correction": row.id,
+            "wrong_kind": task.kind,
+            "right_kind": right_kind,
+            "status": row.status,
+            "replaced": [x.id for x in earlier],
+        },
     )
     return row, True
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.texts import t
+from handlers.actions import CALENDAR_INVITE, EMAIL_SEND, REPLY_POST, action_kinds
 from handlers.base import Handler
 from handlers.digest import (
     RECAP,
@@ -70,6 +71,11 @@ class TaskKind:
     max_tokens: int = 0
     prompt: str = ""
     origin: str = BUILT_IN
+    #: Action kinds that may follow a task of this kind when the request asks for them
+    #: ("email Dana the outcome" after ``email.draft``), tried in order (handlers/actions.py).
+    then: tuple[str, ...] = ()
+    #: An action kind: prepared, approved and performed by the action runner, not the worker.
+    action: bool = False
 
     def question(self, slot: str, locale: str) -> str | None:
         """What to ask when required ``slot`` is missing (None if it is not required)."""
@@ -98,6 +104,8 @@ class TaskKind:
             "max_tokens": self.max_tokens,
             "prompt": self.prompt,
             "variants": list(self.variants),
+            "then": list(self.then),
+            "action": self.action,
         }
 
     @property
@@ -146,6 +154,11 @@ class KindRegistry:
     def generative_kinds(self) -> tuple[str, ...]:
         """Kinds the generation worker claims."""
         return tuple(k.name for k in self if k.generative)
+
+    @property
+    def action_kinds(self) -> tuple[str, ...]:
+        """Action kinds (carried out by the action runner after approval)."""
+        return tuple(k.name for k in self if k.action)
 
     @property
     def producing_kinds(self) -> tuple[str, ...]:
@@ -247,9 +260,14 @@ def builtin_kinds() -> tuple[TaskKind, ...]:
             format=EMAIL_TEMPLATE.format,
             max_tokens=EMAIL_TEMPLATE.max_tokens,
             prompt=EMAIL_TEMPLATE.text,
+            then=(CALENDAR_INVITE, EMAIL_SEND),
         ),
         _drafted(
-            "reply.draft", ReplyHandler(), slots=("target", "text", "instructions"), max_tokens=300
+            "reply.draft",
+            ReplyHandler(),
+            slots=("target", "text", "instructions"),
+            max_tokens=300,
+            then=(REPLY_POST,),
         ),
         _drafted(
             "summarize",
@@ -324,14 +342,25 @@ def file_kinds(intents: IntentsFile) -> list[TaskKind]:
                 max_tokens=block.max_tokens,
                 prompt=block.prompt,
                 origin=f"{intents.path}:{intent.line}",
+                then=block.then,
             )
         )
     return kinds
 
 
-def build_registry(intents: IntentsFile | None = None) -> KindRegistry:
-    """The built-in kinds plus those of ``intents``; a file kind may not replace a built-in."""
-    builtins = builtin_kinds()
+def build_registry(
+    intents: IntentsFile | None = None, *, actions: Sequence[str] = ()
+) -> KindRegistry:
+    """The built-in kinds plus those of ``intents``; a file kind may not replace a built-in.
+
+    ``actions`` names the action kinds whose performer is available (settings exist); only
+    those are registered, so no other action is ever planned or offered.
+    """
+    offered = action_kinds(actions)
+    builtins = tuple(
+        replace(k, handler=HelpHandler(tuple(a.name for a in offered))) if k.name == "help" else k
+        for k in (*builtin_kinds(), *offered)
+    )
     if intents is None:
         return KindRegistry(builtins)
     taken = {k.name for k in builtins}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.texts import language_name
+from bot.texts import language_name, t
 from handlers.base import Handler, HandlerContext, Plan, fence, system_prompt
 from models.generation.base import GenerationRequest
 from models.intents.spec import TaskSpec
@@ -16,6 +16,8 @@ from storage.tables import Task
 #: material is split into chunks whose partial summaries a final task combines.
 CHUNK_CHARS = 8_000
 PARTIAL = "summarize.partial"
+#: ``Inbound.context`` flag of a message sent as a slash command (its value: the command).
+SLASH_COMMAND = "slash_command"
 
 SUMMARY_SHAPE = (
     "Give: 1) the key points, 2) decisions made, 3) action items with their owners. "
@@ -62,6 +64,10 @@ class SummarizeHandler(Handler):
         inputs = dict(spec.slots)
         scope = inputs.get("scope") or "text"
         material = inputs.get("text") or ""
+        if scope == "thread" and not ctx.request.thread and ctx.extra.get(SLASH_COMMAND):
+            # A slash command carries no thread: "this thread" would silently become the
+            # whole channel. Say how to ask in a thread instead.
+            return Plan(answer=t("summarize.thread_from_command", ctx.request.locale))
         if scope in ("thread", "channel") and ctx.fetch_messages is not None:
             messages = await ctx.fetch_messages(scope, inputs)
             if messages:

@@ -3,6 +3,8 @@ transaction. The queries live in :mod:`storage.repo`, one module per aggregate."
 
 from __future__ import annotations
 
+from storage.repo.actions import ActionRuns
+from storage.repo.audit import AuditLog
 from storage.repo.base import ACTIVE_STATUSES, CreatedRequest, RepoBase, Tally
 from storage.repo.corrections import Corrections
 from storage.repo.deliveries import Deliveries
@@ -12,11 +14,12 @@ from storage.repo.leadership import Leadership
 from storage.repo.memory import ChatMemory
 from storage.repo.queue import TaskQueue
 from storage.repo.requests import Requests
+from storage.repo.retention import Removal, Retention
 from storage.repo.schedules import Schedules
 from storage.repo.stats import TaskStats
 from storage.repo.tasks import TaskReads
 
-__all__ = ["ACTIVE_STATUSES", "CreatedRequest", "RepoBase", "Repository", "Tally"]
+__all__ = ["ACTIVE_STATUSES", "CreatedRequest", "Removal", "RepoBase", "Repository", "Tally"]
 
 
 class Repository(
@@ -31,5 +34,8 @@ class Repository(
     Exports,
     Leadership,
     TaskStats,
+    AuditLog,
+    Retention,
+    ActionRuns,
 ):
     """The one place that builds queries. Safe to share between coroutines."""

@@ -20,6 +20,8 @@ class TaskStatus(StrEnum):
 
     queued = "queued"
     running = "running"
+    #: An action task (send an email, post a reply) waits for a person's approval.
+    awaiting_approval = "awaiting_approval"
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
@@ -65,7 +67,7 @@ class Task(SQLModel, table=True):
     request_id: int = Field(foreign_key="request.id", index=True)
     position: int = 0
     kind: str = Field(max_length=64)
-    status: str = Field(default=TaskStatus.queued, sa_type=String(16))
+    status: str = Field(default=TaskStatus.queued, sa_type=String(24))
     progress: float = 0.0
     inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     result: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -84,6 +86,10 @@ class Task(SQLModel, table=True):
     prompt: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     #: Tokens generated for the result.
     tokens: int | None = None
+    #: The text generated so far while the task runs (stored throttled by the worker, so
+    #: the delivery job can stream it into the chat); cleared when the result is stored.
+    partial: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    partial_at: datetime | None = None
     # Denormalised from the request so ownership checks and listings need no join.
     platform: str = Field(max_length=32)
     tenant: str = Field(max_length=128)
@@ -123,6 +129,16 @@ class Delivery(SQLModel, table=True):
     #: a crash it finds the post that went out instead of posting it again.
     posting: str | None = Field(default=None, max_length=64)
     posting_since: datetime | None = None
+    #: The platform's id of the live stream (Slack stream message ts, Telegram draft id)
+    #: showing this request's text while it is generated; None when not streaming.
+    stream_id: str | None = Field(default=None, max_length=128)
+    #: ``open`` while streaming, ``closed`` once the final message replaced it,
+    #: ``fallback`` when the platform refused streaming and edits are used instead.
+    stream_state: str | None = Field(default=None, sa_type=String(16))
+    #: What the stream already shows, per task id (characters appended, statuses), so a
+    #: restart appends only what is missing.
+    streamed: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    stream_since: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -290,3 +306,89 @@ class Notice(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what, when, in which tenant. Holds ids and redacted text, never raw messages.
+
+    ``action`` is a dotted name (``request.accepted``, ``task.cancelled``, ``vote``,
+    ``correction``, ``export``, ``forget``, ``purge``, ``approval.approved``, ...);
+    ``subject`` names what it was done to (``task:12``, ``chat:slack/T1/C9``)."""
+
+    __table_args__ = (
+        Index("ix_audit_time", "at"),
+        Index("ix_audit_scope", "platform", "tenant", "at"),
+        Index("ix_audit_actor", "actor", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    platform: str | None = Field(default=None, max_length=32)
+    tenant: str | None = Field(default=None, max_length=128)
+    #: The user id who acted, or ``system`` / ``cli`` for jobs and admin commands.
+    actor: str = Field(max_length=128)
+    action: str = Field(max_length=64)
+    subject: str | None = Field(default=None, max_length=255)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ActionState(StrEnum):
+    """Where an action task's run is: ``new`` (to prepare) → ``asking`` (waits for a detail
+    only a person knows) | ``awaiting`` (waits for approval) → ``approved`` → ``prepared``
+    (performing, key recorded) → ``committing`` (past the point of no return) → ``done``;
+    or ``failed`` / ``rejected`` / ``expired`` / ``cancelled``."""
+
+    new = "new"
+    asking = "asking"
+    awaiting = "awaiting"
+    approved = "approved"
+    prepared = "prepared"
+    committing = "committing"
+    done = "done"
+    failed = "failed"
+    rejected = "rejected"
+    expired = "expired"
+    cancelled = "cancelled"
+
+
+class ActionRun(SQLModel, table=True):
+    """The approval and exactly-once bookkeeping of one action task (send an email, post a
+    reply): the text to carry out, who may and who did approve it, the idempotency key
+    recorded before performing, attempts with backoff, and the outcome."""
+
+    __table_args__ = (
+        Index("ix_actionrun_due", "state", "next_attempt_at"),
+        Index("ix_actionrun_expiry", "state", "expires_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", unique=True)
+    kind: str = Field(max_length=64)
+    platform: str = Field(max_length=32)
+    tenant: str = Field(max_length=128)
+    #: The user who asked for it (may approve it, like those in ATOMBOT_APPROVERS).
+    requester: str = Field(max_length=128)
+    state: str = Field(default=ActionState.new, sa_type=String(16))
+    #: The text version: 1 for the draft, one more per edit (part of the idempotency key).
+    version: int = 1
+    #: The text to carry out: the draft's result, or what a person put in its place.
+    draft: str = Field(default="", sa_column=Column(Text, nullable=False))
+    #: The slots the performer resolved (recipients, ...) plus answers people gave.
+    slots: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    #: What is being asked (``recipient:Dana``) while ``asking``.
+    asking: str | None = Field(default=None, max_length=255)
+    #: The idempotency key, recorded when approved (``atombot-<task>-<version>``).
+    key: str | None = Field(default=None, max_length=128)
+    approved_by: str | None = Field(default=None, max_length=128)
+    approved_at: datetime | None = None
+    #: Past this an approval (or an answer) is no longer accepted.
+    expires_at: datetime | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_expires_at: datetime | None = None
+    #: What the performer reported (ids for the audit log, never message text).
+    outcome: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.metrics import Metrics
-from bot.types import Target, View
+from bot.types import StreamUpdate, Target, View
 
 if TYPE_CHECKING:
     from bot.router import Router
@@ -39,6 +39,17 @@ class DeliveryError(Exception):
         #: True when the platform may have applied the call anyway (a timeout or a dropped
         #: connection after the request went out), False when it answered with a refusal.
         self.maybe_sent = maybe_sent
+
+
+class StreamUnavailable(DeliveryError):
+    """Streaming cannot be used (or go on) for this message: no recipient for the stream,
+    an expired stream, a workspace or chat that does not support it. The core falls back
+    to posting and editing the message; ``message_id`` is the message the stream left in
+    the chat (to be edited from now on), None when it left nothing."""
+
+    def __init__(self, reason: str, *, message_id: str | None = None) -> None:
+        super().__init__(reason, retryable=True)
+        self.message_id = message_id
 
 
 @dataclass(frozen=True)
@@ -119,4 +130,40 @@ class ChatAdapter(Protocol):
         Used only when a post may or may not have gone out (the bot crashed or timed out
         during the call). Raises DeliveryError when the platform cannot be asked now.
         """
+        ...
+
+
+@runtime_checkable
+class StreamingAdapter(Protocol):
+    """An adapter that can show a result while it is generated (optional capability).
+
+    The delivery job (``bot/delivery.py``) owns the state (``Delivery.stream_*``) and calls
+    these in order: ``stream_start`` once, ``stream_append`` as text and statuses change
+    (already throttled), ``stream_stop`` once with the final view. Any of them may raise
+    :class:`StreamUnavailable` (fall back to post/edit) or :class:`DeliveryError`.
+    """
+
+    def can_stream(self, target: Target) -> bool:
+        """Whether results for ``target`` stream here (e.g. Telegram: private chats only)."""
+        ...
+
+    @property
+    def min_stream_interval(self) -> float:
+        """Seconds to leave between two stream calls for one message (rate tiers)."""
+        ...
+
+    async def stream_start(self, target: Target, update: StreamUpdate, *, client_id: str) -> str:
+        """Open a stream showing ``update``; returns its id (stored as ``Delivery.stream_id``)."""
+        ...
+
+    async def stream_append(self, target: Target, stream_id: str, update: StreamUpdate) -> None:
+        """Show ``update`` (append ``update.delta``, or replace with ``update.text``)."""
+        ...
+
+    async def stream_stop(
+        self, target: Target, stream_id: str, view: View, *, client_id: str
+    ) -> str:
+        """Finish the stream with the final ``view`` (its buttons included); returns the id of
+        the message that now holds the result. Calling it again for a stream already stopped
+        returns the same id (a restart may repeat it)."""
         ...

@@ -2,6 +2,11 @@
 
 ``printf 'draft an email to Dana about the delay\\n' | atombot run`` works as a script: when
 stdin closes the adapter waits (bounded) for the tasks it created, then the app exits.
+
+Results stream (:class:`~bot.adapters.base.StreamingAdapter`): the plan's lines, then the
+generated text as it arrives, then the final view once (its status lines and the result
+as the task kind renders it, the text a second time: the streamed words are a preview, the
+final view is what is rated).
 """
 
 from __future__ import annotations
@@ -15,7 +20,17 @@ from typing import TextIO
 
 from bot.adapters.base import PostLookup, Services
 from bot.texts import detect_locale, t
-from bot.types import OTHER_REASON, Action, ActionEvent, Inbound, Reply, Target, View
+from bot.types import (
+    OTHER_REASON,
+    Action,
+    ActionEvent,
+    Inbound,
+    PlanStatus,
+    Reply,
+    StreamUpdate,
+    Target,
+    View,
+)
 from storage.health import is_outage
 from storage.tables import FEEDBACK_REASONS, TERMINAL_STATUSES
 
@@ -28,6 +43,8 @@ class ConsoleAdapter:
     platform = PLATFORM
     max_text = 100_000
     min_edit_interval = 1.0
+    #: A terminal takes every token at once.
+    min_stream_interval = 0.0
 
     def __init__(
         self,
@@ -58,10 +75,18 @@ class ConsoleAdapter:
         self.on_finished: Callable[[], None] | None = None
         #: Notes go to the log instead of stderr (JSON logs: every stderr line is JSON).
         self.notes_to_log = False
+        #: Live streams: the message id each stopped one became (stopping again returns it).
+        self._stopped: dict[str, str] = {}
+        #: The last line printed is a streamed one still being written.
+        self._mid_line = False
 
     def _out(self, text: str) -> None:
+        self._write(("\n" if self._mid_line else "") + text + "\n")
+        self._mid_line = False
+
+    def _write(self, text: str) -> None:
         stream = self._stdout or sys.stdout
-        stream.write(text + "\n")
+        stream.write(text)
         stream.flush()
 
     def _note(self, text: str) -> None:
@@ -259,6 +284,40 @@ class ConsoleAdapter:
     async def find_sent(self, target: Target, client_id: str, *, since: datetime) -> PostLookup:
         """A console keeps no record of what an earlier process printed: cannot tell."""
         return PostLookup(searchable=False)
+
+    def can_stream(self, target: Target) -> bool:
+        """Every console result streams."""
+        return True
+
+    async def stream_start(self, target: Target, update: StreamUpdate, *, client_id: str) -> str:
+        """Print the plan (a line per task) and whatever text there is already."""
+        self._next_id += 1
+        for item in update.plan:
+            self._out(t(f"console.plan.{item.status.value}", "en", title=item.title))
+        self._stream_text(update.text)
+        return f"s{self._next_id}"
+
+    async def stream_append(self, target: Target, stream_id: str, update: StreamUpdate) -> None:
+        """Print tasks that started (or wait) on a line each, and the new text as it comes."""
+        for item in update.changed:
+            if item.status in (PlanStatus.running, PlanStatus.waiting):
+                self._out(t(f"console.plan.{item.status.value}", "en", title=item.title))
+        self._stream_text(update.delta)
+
+    async def stream_stop(
+        self, target: Target, stream_id: str, view: View, *, client_id: str
+    ) -> str:
+        """End the streamed text's line and print the final view (once per stream)."""
+        if stream_id in self._stopped:
+            return self._stopped[stream_id]
+        message_id = await self.send(target, view, client_id=client_id)
+        self._stopped[stream_id] = message_id
+        return message_id
+
+    def _stream_text(self, text: str) -> None:
+        if text:
+            self._write(text)
+            self._mid_line = not text.endswith("\n")
 
     def _print_new(self, message_id: str, view: View) -> None:
         seen = self._printed.setdefault(message_id, set())

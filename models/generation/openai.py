@@ -4,6 +4,11 @@ Each :meth:`OpenAIGenerator.generate` is one streamed ``POST {base_url}/chat/com
 many run at once (the server batches them). Connection errors, timeouts, HTTP 429 and 5xx
 are retried with exponential backoff (``Retry-After`` is honoured); other 4xx answers fail
 the request at once because repeating it cannot help.
+
+With ``ATOMBOT_REDACT`` in effect the composition root wraps this backend in
+:class:`models.generation.redact.RedactingGenerator`: everything here (the request body, the
+stream, every log line, error reasons quoting the server) holds placeholders, never the
+redacted values; the wrapper restores them in the result and in each progress text.
 """
 
 from __future__ import annotations

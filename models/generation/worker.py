@@ -9,12 +9,13 @@ leases and stores results. A task whose worker dies comes back when its lease ex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,12 +41,49 @@ def default_worker_id() -> str:
 
 
 @dataclass
+class PartialThrottle:
+    """When the text generated so far is stored again (``Task.partial``).
+
+    A partial is due once *both* ``interval`` seconds and ``tokens`` tokens have passed since
+    the last one ("whichever comes later"), so a fast model does not write a row per second
+    per token and a slow one does not write a row per token. The first one is the exception:
+    it is due as soon as there is any visible text, so the first words reach the chat one
+    delivery tick after the model produced them (well within a second on CPU with the tiny
+    model), instead of after ``tokens`` tokens, which on a slow model can take seconds.
+    """
+
+    interval: float = 0.5
+    tokens: int = 64
+    _stored_tokens: int | None = None
+    _stored_at: float = 0.0
+
+    def due(self, tokens: int, text: str, now: float) -> bool:
+        """Whether a partial of ``tokens`` tokens (``text``) should be stored at ``now``."""
+        if not text.strip():
+            return False
+        if self._stored_tokens is None:
+            return True
+        return (
+            tokens - self._stored_tokens >= self.tokens and now - self._stored_at >= self.interval
+        )
+
+    def stored(self, tokens: int, now: float) -> None:
+        """Record that a partial of ``tokens`` tokens was stored at ``now``."""
+        self._stored_tokens = tokens
+        self._stored_at = now
+
+
+@dataclass
 class _Running:
     task: Task
     tokens: int = 0
+    #: The text generated so far (the backend reports it whole, not as a delta).
+    text: str = ""
     max_tokens: int = 1
-    last_written: float = -1.0
     handle: asyncio.Task[None] | None = None
+    #: Set when the backend reported new tokens (the writer wakes on it).
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    throttle: PartialThrottle = field(default_factory=PartialThrottle)
 
 
 @dataclass
@@ -64,6 +102,12 @@ class Worker:
     lease_seconds: float = 60.0
     poll_seconds: float = 0.5
     progress_interval: float = 0.5
+    #: The partial-text throttle (ATOMBOT_STREAM_INTERVAL / ATOMBOT_STREAM_TOKENS): a new
+    #: ``Task.partial`` at most every this many seconds *and* this many tokens.
+    stream_interval: float = 0.5
+    stream_tokens: int = 64
+    #: The clock of the throttles (monotonic seconds); tests pass their own.
+    clock: Callable[[], float] = time.monotonic
     backoff_seconds: float = 2.0
     release_grace_seconds: float = 10.0
     _running: dict[int, _Running] = field(default_factory=dict)
@@ -71,6 +115,9 @@ class Worker:
     _started: bool = False
     _loaded: bool = False
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Called after partial text or a result was stored (the app wakes its delivery job
+    #: with it, so streamed words reach the chat without waiting for the next poll).
+    on_stored: Callable[[], None] | None = None
     #: Told about claims, generations and final outcomes (the bot's metrics).
     observer: WorkerObserver = field(default_factory=NoObserver)
     _outage: OutageLog = field(default_factory=lambda: OutageLog(log, "worker"))
@@ -99,6 +146,10 @@ class Worker:
         if not self._loaded:
             return False, "loading" if self._started else "not started"
         return True, "loaded"
+
+    def _stored(self) -> None:
+        if self.on_stored is not None:
+            self.on_stored()
 
     def wake(self) -> None:
         """Claim now instead of at the next poll (called when new tasks were queued)."""
@@ -148,7 +199,10 @@ class Worker:
         )
         for task in tasks:
             self.observer.claimed(task)
-            state = _Running(task=task)
+            state = _Running(
+                task=task,
+                throttle=PartialThrottle(interval=self.stream_interval, tokens=self.stream_tokens),
+            )
             self._running[task.id or 0] = state
             state.handle = asyncio.create_task(self._process(state))
         return len(tasks)
@@ -189,9 +243,13 @@ class Worker:
             request = self.prompts.build(task, dependencies)
             state.max_tokens = max(request.max_new_tokens, 1)
 
-            def on_progress(tokens: int, _text: str) -> None:
+            loop = asyncio.get_running_loop()
+
+            def on_progress(tokens: int, text: str) -> None:
                 # May run on the backend's thread: only record, the writer coroutine persists.
                 state.tokens = tokens
+                state.text = text
+                loop.call_soon_threadsafe(state.changed.set)
 
             progress_writer = asyncio.create_task(self._write_progress(state))
             began = time.monotonic()
@@ -212,6 +270,7 @@ class Worker:
                 tokens=result.completion_tokens or state.tokens or self._count(text),
             )
             if stored:
+                self._stored()
                 self.observer.finished(task, "succeeded")
                 # Figures only: the result text never goes to the log.
                 log.info(
@@ -271,26 +330,46 @@ class Worker:
         return self.generator.count_tokens(text) if text else 0
 
     async def _write_progress(self, state: _Running) -> None:
+        """Persist progress (at most every ``progress_interval``) and the partial text (when
+        :class:`PartialThrottle` says so) as the backend reports tokens."""
+        task_id = state.task.id or 0
         written = -1
+        progress_at = self.clock()
         while True:
-            await asyncio.sleep(self.progress_interval)
-            if state.tokens != written:
-                written = state.tokens
-                try:
-                    held = await self.repo.set_progress(
-                        task_id=state.task.id or 0,
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.changed.wait(), timeout=self.progress_interval)
+            state.changed.clear()
+            tokens, text, now = state.tokens, state.text, self.clock()
+            partial = state.throttle.due(tokens, text, now)
+            if not partial and (tokens == written or now - progress_at < self.progress_interval):
+                continue
+            try:
+                if partial:
+                    held = await self.repo.set_partial(
+                        task_id=task_id,
                         worker_id=self.worker_id,
-                        progress=written / state.max_tokens,
+                        text=text,
+                        progress=tokens / state.max_tokens,
                     )
-                except Exception as exc:
-                    if not is_outage(exc):
-                        raise
-                    self._outage.failed(exc)
-                    continue
-                if not held and state.handle is not None:
-                    # Cancelled by the user (or the lease was lost): stop working on it.
-                    state.handle.cancel()
-                    return
+                    state.throttle.stored(tokens, now)
+                    if held:
+                        self._stored()
+                else:
+                    held = await self.repo.set_progress(
+                        task_id=task_id,
+                        worker_id=self.worker_id,
+                        progress=tokens / state.max_tokens,
+                    )
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self._outage.failed(exc)
+                continue
+            written, progress_at = tokens, now
+            if not held and state.handle is not None:
+                # Cancelled by the user (or the lease was lost): stop working on it.
+                state.handle.cancel()
+                return
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         interval = max(self.lease_seconds / 3, 0.05)

@@ -75,6 +75,9 @@ class CorrectionExample:
     scope: str
     created_at: datetime
     id: int | None = None
+    #: Not a correction but an *accepted* task: the classifier's reading that nobody
+    #: corrected (see :func:`retrain`). A correction of the same text always wins.
+    accepted: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,8 @@ def _latest(
     """The latest usable correction per normalised text, and how many were ignored."""
     latest: dict[str, CorrectionExample] = {}
     ignored = 0
-    for item in sorted(corrections, key=lambda c: _timestamp(c.created_at)):
+    # Accepted readings first, so a person's correction of the same text overrides them.
+    for item in sorted(corrections, key=lambda c: (not c.accepted, _timestamp(c.created_at))):
         key = normalise(item.text)
         if not key or (item.label not in labels and item.label != OOS):
             ignored += 1
@@ -267,11 +271,14 @@ def retrain(
 
     # The held-out pool: file examples (as the earlier corrections label them) and earlier
     # corrections, each text once.
+    # Accepted readings stay out of it: the model that read them got them right by
+    # definition, so they would favour the current recipe.
+    judged = {k: c for k, c in earlier.items() if not c.accepted}
     pool: dict[str, tuple[str, str]] = {}
     for text, label in file_examples:
         key = normalise(text)
-        pool.setdefault(key, (text, earlier[key].label if key in earlier else label))
-    for key, item in earlier.items():
+        pool.setdefault(key, (text, judged[key].label if key in judged else label))
+    for key, item in judged.items():
         pool[key] = (item.text, item.label)
     held = heldout_keys(list(pool.values()), heldout_share) - new_keys
     eval_texts = [pool[k][0] for k in sorted(held)]
@@ -303,14 +310,15 @@ def retrain(
         texts, labels, candidate = cand_texts, cand_labels, split_candidate
     stamps = [_timestamp(c.created_at) for c in latest.values()]
     candidate.info.extra[UNTIL_KEY] = max(stamps) if stamps else None
-    candidate.info.extra["corrections"] = len(latest)
+    candidate.info.extra["corrections"] = sum(1 for c in latest.values() if not c.accepted)
     candidate.info.extra["seed"] = seed
     figures = {
         "candidate_accuracy": cand_acc,
         "current_accuracy": base_acc,
         "heldout_size": float(len(eval_texts)),
         "heldout_corrections": float(len(held & set(earlier))),
-        "corrections_used": float(len(latest)),
+        "corrections_used": float(sum(1 for c in latest.values() if not c.accepted)),
+        "accepted_used": float(sum(1 for c in latest.values() if c.accepted)),
         "corrections_new": float(len(new_keys)),
         "corrections_ignored": float(ignored),
         "examples": float(len(texts)),

@@ -14,6 +14,7 @@
         produces: true
         required:
           topic: {en: "What should the report cover?", zh: "报告要涵盖什么内容？"}
+        then: email.send        # optional: the action(s) that may carry the result out
 
 A kind may offer several prompts instead of one; the worker picks one per task by Thompson
 sampling on the kind's 👍/👎 votes per variant, per tenant (:mod:`models.bandit`)::
@@ -64,8 +65,11 @@ DEFAULT_MAX_TOKENS = 512
 
 _REQUIRED_KEYS = frozenset({"label"})
 _OPTIONAL_KEYS = frozenset(
-    {"prompt", "variants", "format", "max_tokens", "consumes", "produces", "required"}
+    {"prompt", "variants", "format", "max_tokens", "consumes", "produces", "required", "then"}
 )
+#: The action kinds a block's ``then`` may name: when the request asks for it in so many
+#: words ("… and email it to Dana"), the action follows the task, after approval.
+ACTIONS: tuple[str, ...] = ("calendar.invite", "email.send", "reply.post")
 #: The name of ``prompt`` when a block has ``variants`` too.
 DEFAULT_VARIANT = "default"
 _VARIANT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
@@ -109,6 +113,8 @@ class TaskBlock:
     #: ``(name, prompt)`` of every prompt variant, the first one being ``prompt`` (empty when
     #: the block has one prompt only).
     variants: tuple[tuple[str, str], ...] = ()
+    #: Action kinds that may follow the task (see :data:`ACTIONS`), tried in order.
+    then: tuple[str, ...] = ()
 
     @property
     def placeholders(self) -> frozenset[str]:
@@ -329,7 +335,14 @@ def parse_task_block(node: Node, intent: str, slots: tuple[str, ...]) -> TaskBlo
                     f"required slot {slot!r} is not one of the intent's slots ({', '.join(slots) or 'none'})",
                 )
             required.append((slot, _localized(value_node, f"the question for slot {slot!r}")))
+    then: list[str] = []
+    if "then" in fields:
+        items = fields["then"]
+        nodes = items.value if isinstance(items, SequenceNode) else [items]
+        for item in nodes:
+            then.append(_choice(item, "'then'", ACTIONS))
     return TaskBlock(
+        then=tuple(then),
         label=label,
         prompt=prompt,
         format=shape,

@@ -21,7 +21,7 @@ from storage.tables import (
     TaskStatus,
 )
 
-ACTIVE_STATUSES = (TaskStatus.queued, TaskStatus.running)
+ACTIVE_STATUSES = (TaskStatus.queued, TaskStatus.running, TaskStatus.awaiting_approval)
 ChatRowT = TypeVar("ChatRowT", DigestSubscription, ChatSetting)
 
 

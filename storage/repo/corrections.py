@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, exists, false, func, or_, select, update
 
 from storage.repo.base import RepoBase
-from storage.tables import Correction, CorrectionStatus
+from storage.tables import (
+    ChatSetting,
+    Correction,
+    CorrectionStatus,
+    Feedback,
+    Request,
+    Task,
+    TaskStatus,
+)
+
+
+@dataclass(frozen=True)
+class AcceptedReading:
+    """A task the classifier planned that nobody said was the wrong kind: its clause's text
+    and the intent it was read as, a training example of its tenant (implicit feedback)."""
+
+    task_id: int
+    text: str
+    intent: str
+    created_at: datetime
 
 
 class Corrections(RepoBase):
@@ -111,3 +131,59 @@ class Corrections(RepoBase):
             result = await session.execute(delete(Correction).where(Correction.id == correction_id))
             await session.commit()
             return bool(result.rowcount)
+
+    def _accepted(self, before: datetime):  # type: ignore[no-untyped-def]
+        """Tasks read by the classifier, finished, first attempts, older than ``before``, with
+        no correction and no "wrong kind" 👎, in chats that did not opt out of training."""
+        setting = and_(
+            ChatSetting.platform == Request.platform,
+            ChatSetting.tenant == Request.tenant,
+            ChatSetting.channel == Request.channel,
+        )
+        return (
+            select(Task.id, Task.platform, Task.tenant, Task.inputs, Task.created_at)
+            .join(Request, Request.id == Task.request_id)  # type: ignore[arg-type]
+            .outerjoin(ChatSetting, setting)
+            .where(
+                Task.status == TaskStatus.succeeded,
+                Task.retry_of.is_(None),  # type: ignore[union-attr]
+                Task.created_at <= before,  # type: ignore[arg-type]
+                or_(
+                    ChatSetting.training_opt_out.is_(None),  # type: ignore[attr-defined]
+                    ChatSetting.training_opt_out == false(),
+                ),
+                ~exists().where(Correction.task_id == Task.id),
+                ~exists().where(Feedback.task_id == Task.id, Feedback.reason == "wrong_kind"),
+            )
+        )
+
+    async def accepted_readings(
+        self, *, platform: str, tenant: str, before: datetime, limit: int = 20_000
+    ) -> list[AcceptedReading]:
+        """The newest ``limit`` accepted readings of one tenant (see :meth:`_accepted`),
+        oldest first; one per message clause."""
+        query = (
+            self._accepted(before)
+            .where(Task.platform == platform, Task.tenant == tenant)
+            .order_by(Task.id.desc())  # type: ignore[union-attr]
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        readings: dict[tuple[str, str], AcceptedReading] = {}
+        for task_id, _, _, inputs, created_at in reversed(rows):
+            text, intent = inputs.get("request_text"), inputs.get("intent")
+            if not isinstance(text, str) or not isinstance(intent, str):
+                continue  # not planned from a classifier reading (commands, older tasks)
+            text = text.strip()
+            if not text or text.startswith("/"):
+                continue
+            readings.setdefault((text, intent), AcceptedReading(task_id, text, intent, created_at))
+        return list(readings.values())
+
+    async def accepted_scopes(self, *, before: datetime) -> list[tuple[str, str]]:
+        """The (platform, tenant) pairs that have accepted readings older than ``before``."""
+        inner = self._accepted(before).subquery()
+        query = select(inner.c.platform, inner.c.tenant).distinct()
+        async with self._sessions() as session:
+            return [(str(p), str(t)) for p, t in (await session.execute(query)).all()]

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from storage.repo.base import (
@@ -20,6 +20,12 @@ from storage.tables import (
     TaskStatus,
     utcnow,
 )
+
+
+def _held(worker_id: str) -> ColumnElement[bool]:
+    """The tasks ``worker_id`` holds: leased to it and still running (not cancelled, reaped
+    or finished meanwhile). Every write a worker makes to a task is guarded by this."""
+    return and_(Task.lease_owner == worker_id, Task.status == TaskStatus.running)  # type: ignore[arg-type]
 
 
 class TaskQueue(RepoBase):
@@ -94,8 +100,7 @@ class TaskQueue(RepoBase):
                 update(Task)
                 .where(
                     Task.id.in_(list(task_ids)),  # type: ignore[union-attr]
-                    Task.lease_owner == worker_id,
-                    Task.status == TaskStatus.running,
+                    _held(worker_id),
                 )
                 .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
                 .execution_options(synchronize_session=False)
@@ -111,10 +116,33 @@ class TaskQueue(RepoBase):
                 update(Task)
                 .where(
                     Task.id == task_id,
-                    Task.lease_owner == worker_id,
-                    Task.status == TaskStatus.running,
+                    _held(worker_id),
                 )
                 .values(progress=progress, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def set_partial(
+        self, *, task_id: int, worker_id: str, text: str, progress: float
+    ) -> bool:
+        """Store the text generated so far (and the progress) of a running task, so the
+        delivery job can show it; bumps ``updated_at`` so the job's next pass sees it.
+
+        False when ``worker_id`` no longer holds the task (cancelled, reaped, finished).
+        """
+        now = utcnow()
+        async with self._sessions() as session:
+            result = await session.execute(
+                update(Task)
+                .where(Task.id == task_id, _held(worker_id))
+                .values(
+                    partial=text,
+                    partial_at=now,
+                    progress=min(max(progress, 0.0), 0.99),
+                    updated_at=now,
+                )
                 .execution_options(synchronize_session=False)
             )
             await session.commit()
@@ -128,8 +156,7 @@ class TaskQueue(RepoBase):
                 update(Task)
                 .where(
                     Task.id == task_id,
-                    Task.lease_owner == worker_id,
-                    Task.status == TaskStatus.running,
+                    _held(worker_id),
                 )
                 .values(variant=variant)
                 .execution_options(synchronize_session=False)
@@ -166,12 +193,13 @@ class TaskQueue(RepoBase):
                 update(Task)
                 .where(
                     Task.id == task_id,
-                    Task.lease_owner == worker_id,
-                    Task.status == TaskStatus.running,
+                    _held(worker_id),
                 )
                 .values(
                     status=TaskStatus.succeeded,
                     result=result,
+                    partial=None,
+                    partial_at=None,
                     progress=1.0,
                     error=None,
                     lease_owner=None,
@@ -225,8 +253,7 @@ class TaskQueue(RepoBase):
                         select(Task)
                         .where(
                             Task.id == task_id,
-                            Task.lease_owner == worker_id,
-                            Task.status == TaskStatus.running,
+                            _held(worker_id),
                         )
                         .with_for_update()
                     )
@@ -240,6 +267,9 @@ class TaskQueue(RepoBase):
             task.lease_expires_at = None
             task.error = error
             task.updated_at = now
+            # A retry generates anew: the text of this attempt is no longer shown.
+            task.partial = None
+            task.partial_at = None
             if retryable and task.attempts < task.max_attempts:
                 task.status = TaskStatus.queued
                 task.not_before = now + timedelta(
@@ -260,8 +290,7 @@ class TaskQueue(RepoBase):
                 update(Task)
                 .where(
                     Task.id == task_id,
-                    Task.lease_owner == worker_id,
-                    Task.status == TaskStatus.running,
+                    _held(worker_id),
                 )
                 .values(
                     status=TaskStatus.queued,
@@ -269,6 +298,8 @@ class TaskQueue(RepoBase):
                     lease_expires_at=None,
                     attempts=Task.attempts - 1,
                     progress=0.0,
+                    partial=None,
+                    partial_at=None,
                     updated_at=utcnow(),
                 )
                 .execution_options(synchronize_session=False)
@@ -351,6 +382,8 @@ class TaskQueue(RepoBase):
                 task.lease_owner = None
                 task.lease_expires_at = None
                 task.updated_at = now
+                task.partial = None
+                task.partial_at = None
                 if task.attempts >= task.max_attempts:
                     task.status = TaskStatus.failed
                     task.error = "worker_lost"

@@ -11,7 +11,7 @@ import pytest
 
 from bot.adapters.base import Services
 from bot.adapters.slack import SlackAdapter
-from bot.adapters.telegram import Pacer, TelegramAdapter
+from bot.adapters.telegram import FloodLimiter, TelegramAdapter
 from bot.app import App, build_app
 from bot.config import Settings
 from bot.texts import EN, ZH
@@ -56,13 +56,9 @@ async def telegram(
         configured = settings.model_copy(
             update={"telegram_bot_token": DEFAULT_TOKEN, "telegram_api_url": fake.base_url}
         )
-        unpaced = Pacer(
-            per_chat_per_second=1e9,
-            per_chat_burst=1_000_000,
-            per_group_per_minute=1_000_000,
-            global_per_second=1e9,
+        adapter = TelegramAdapter(
+            configured, poll_timeout=1.0, rate_limiter=FloodLimiter.unlimited()
         )
-        adapter = TelegramAdapter(configured, poll_timeout=1.0, pacer=unpaced)
         app = await build_app(
             configured, parser=parser, adapters=[adapter], with_worker=False, migrate=False
         )

@@ -12,6 +12,15 @@ what real Slack would reject:
 * per-method rate limits by tier, per minute, answered with HTTP 429, `Retry-After` and
   `{"ok": false, "error": "ratelimited"}`;
 * `response_url` (5 uses within 30 minutes) and `trigger_id` (once, within 3 s).
+* chat streaming (`chat.startStream` / `chat.appendStream` / `chat.stopStream`): a stream is
+  a reply in a thread (`thread_ts`), into a channel only with `recipient_user_id` and
+  `recipient_team_id` (`missing_recipient_*`), at most 12,000 characters of markdown per
+  call (`msg_too_long`), `task_update` / `plan_update` / `markdown_text` chunks
+  (`invalid_chunks`), and it expires `stream_expiry_s` after it started: later appends and
+  stops answer `message_not_in_streaming_state`, as for a stopped stream, while the message
+  stays and takes `chat.update`. Every task update is recorded (`Stream.task_updates`).
+* native feedback buttons (`context_actions` with `feedback_buttons`), pressed with
+  `feedback_actions`.
 * a modal with an input block needs `submit`; an ephemeral message's buttons can be
   pressed only by the user it was shown to (`ephemeral_block_actions`), and the press's
   `response_url` replaces or deletes that ephemeral (`replace_original` / `delete_original`);
@@ -73,6 +82,12 @@ MAX_ACTIONS_ELEMENTS = 25
 MAX_CONTEXT_ELEMENTS = 10
 MAX_VIEW_TITLE = 24
 MAX_PRIVATE_METADATA = 3_000
+MAX_STREAM_TEXT = 12_000
+MAX_CONTEXT_ACTIONS = 5
+#: A stream's life on Slack's side (about five minutes, appends do not extend it).
+STREAM_EXPIRY_S = 300.0
+TASK_STATUSES = frozenset({"pending", "in_progress", "complete", "error"})
+TASK_DISPLAY_MODES = frozenset({"timeline", "plan"})
 RESPONSE_URL_MAX_USES = 5
 RESPONSE_URL_LIFETIME_S = 30 * 60
 TRIGGER_ID_LIFETIME_S = 3.0
@@ -85,6 +100,7 @@ BLOCK_TYPES = frozenset(
     {
         "actions",
         "context",
+        "context_actions",
         "divider",
         "file",
         "header",
@@ -97,7 +113,7 @@ BLOCK_TYPES = frozenset(
     }
 )
 TEXT_TYPES = frozenset({"plain_text", "mrkdwn"})
-JSON_ARGS = ("blocks", "attachments", "view", "metadata")
+JSON_ARGS = ("blocks", "attachments", "view", "metadata", "chunks")
 
 
 @dataclass(frozen=True)
@@ -128,6 +144,10 @@ DEFAULT_RATE_LIMITS: Mapping[str, RateLimit] = {
     # Tier 1 in the docs, but Slack lets a Socket Mode client reconnect several times in a
     # row (disconnect → new URL); one per minute would stall every reconnect test for 60 s.
     "apps.connections.open": RateLimit(per_minute=20),
+    # chat.startStream / chat.stopStream are Tier 2, chat.appendStream Tier 4.
+    "chat.startStream": RateLimit(per_minute=20),
+    "chat.appendStream": RateLimit(per_minute=100),
+    "chat.stopStream": RateLimit(per_minute=20),
 }
 
 
@@ -156,6 +176,29 @@ class Call:
 
 
 @dataclass
+class Stream:
+    """A message's life as a stream: what each call added, and every task update in order."""
+
+    started_at: float
+    recipient_user_id: str | None
+    recipient_team_id: str | None
+    task_display_mode: str | None
+    state: Literal["streaming", "stopped", "expired"] = "streaming"
+    #: The markdown text streamed into the message, all calls joined.
+    markdown: str = ""
+    #: (method, args) of every accepted stream call, in order.
+    calls: list[tuple[str, JSONDict]] = field(default_factory=list)
+    #: (task id, status) of every ``task_update`` chunk, in order.
+    task_updates: list[tuple[str, str]] = field(default_factory=list)
+    #: The latest ``task_update`` of each task (its title, status, details).
+    tasks: dict[str, JSONDict] = field(default_factory=dict)
+
+    def statuses(self, task_id: str | int) -> list[str]:
+        """The statuses one task went through, in order."""
+        return [status for tid, status in self.task_updates if tid == str(task_id)]
+
+
+@dataclass
 class Message:
     """A message stored in a channel; replies point at their parent with `thread_ts`."""
 
@@ -172,6 +215,8 @@ class Message:
     deleted: bool = False
     #: Message metadata (``event_type`` + ``event_payload``) posted with it, if any.
     metadata: JSONDict | None = None
+    #: Set when the message was opened with chat.startStream.
+    stream: Stream | None = None
 
     @property
     def is_reply(self) -> bool:
@@ -220,10 +265,12 @@ class User:
     tz: str = "Europe/Berlin"
     tz_offset: int = 3600
     is_bot: bool = False
+    #: What ``users.info`` reports with ``include_locale`` (``zh-CN`` for a Chinese client).
+    locale: str = "en-US"
 
-    def to_api(self, team_id: str) -> JSONDict:
+    def to_api(self, team_id: str, *, include_locale: bool = False) -> JSONDict:
         """The user as `users.info` returns it."""
-        return {
+        return ({"locale": self.locale} if include_locale else {}) | {
             "id": self.id,
             "team_id": team_id,
             "name": self.name,
@@ -398,6 +445,35 @@ def _check_elements_unique(elements: list[Any], pointer: str, errors: list[str])
             seen.add(action_id)
 
 
+def _check_context_action(element: Any, pointer: str, errors: list[str]) -> None:
+    """A ``context_actions`` element: ``feedback_buttons`` (both sides) or ``icon_button``."""
+    if not isinstance(element, dict) or element.get("type") not in (
+        "feedback_buttons",
+        "icon_button",
+    ):
+        errors.append(_err("must be feedback_buttons or icon_button", f"{pointer}/type"))
+        return
+    _check_length(element.get("action_id"), MAX_ID_LENGTH, f"{pointer}/action_id", errors)
+    if element["type"] != "feedback_buttons":
+        return
+    for side in ("positive_button", "negative_button"):
+        button = element.get(side)
+        if not isinstance(button, dict):
+            errors.append(_err("must provide a button", f"{pointer}/{side}"))
+            continue
+        _check_text_object(
+            button.get("text"),
+            f"{pointer}/{side}/text",
+            errors,
+            limit=MAX_BUTTON_TEXT,
+            plain_only=True,
+        )
+        value = button.get("value")
+        if not isinstance(value, str) or not value:
+            errors.append(_err("must provide a value", f"{pointer}/{side}/value"))
+        _check_length(value, MAX_BUTTON_VALUE, f"{pointer}/{side}/value", errors)
+
+
 def _check_block(block: Any, pointer: str, errors: list[str]) -> None:
     if not isinstance(block, dict) or block.get("type") not in BLOCK_TYPES:
         errors.append(_err("must be a known block type", f"{pointer}/type"))
@@ -448,6 +524,17 @@ def _check_block(block: Any, pointer: str, errors: list[str]) -> None:
             if isinstance(element, dict) and element.get("type") == "image":
                 continue
             _check_text_object(element, f"{pointer}/elements/{i}", errors)
+    elif kind == "context_actions":
+        elements = block.get("elements")
+        if not isinstance(elements, list) or not elements:
+            errors.append(_err("must provide elements", f"{pointer}/elements"))
+            return
+        if len(elements) > MAX_CONTEXT_ACTIONS:
+            errors.append(
+                _err(f"no more than {MAX_CONTEXT_ACTIONS} items allowed", f"{pointer}/elements")
+            )
+        for i, element in enumerate(elements):
+            _check_context_action(element, f"{pointer}/elements/{i}", errors)
     elif kind == "input":
         _check_text_object(block.get("label"), f"{pointer}/label", errors, limit=2_000)
         _check_element(block.get("element"), f"{pointer}/element", errors)
@@ -637,6 +724,7 @@ class FakeSlack:
         auto_create_channels: bool = True,
         rate_limits: Mapping[str, RateLimit] | None = None,
         scopes: Sequence[str] | None = None,
+        stream_expiry_s: float = STREAM_EXPIRY_S,
     ) -> None:
         self.bot_token = bot_token
         #: The bot token's scopes, reported like Slack in the ``x-oauth-scopes`` header of
@@ -651,6 +739,8 @@ class FakeSlack:
         self.app_id = app_id
         self.clock = clock
         self.auto_create_channels = auto_create_channels
+        #: Seconds a stream lives after chat.startStream (tests shorten it).
+        self.stream_expiry_s = stream_expiry_s
         self.rate_limits: dict[str, RateLimit] = dict(
             DEFAULT_RATE_LIMITS if rate_limits is None else rate_limits
         )
@@ -685,6 +775,9 @@ class FakeSlack:
             "chat.update": (self._chat_update, "bot"),
             "chat.postEphemeral": (self._chat_post_ephemeral, "bot"),
             "chat.delete": (self._chat_delete, "bot"),
+            "chat.startStream": (self._chat_start_stream, "bot"),
+            "chat.appendStream": (self._chat_append_stream, "bot"),
+            "chat.stopStream": (self._chat_stop_stream, "bot"),
             "conversations.history": (self._conversations_history, "bot"),
             "conversations.replies": (self._conversations_replies, "bot"),
             "conversations.open": (self._conversations_open, "bot"),
@@ -694,6 +787,11 @@ class FakeSlack:
             "users.info": (self._users_info, "bot"),
             "apps.connections.open": (self._apps_connections_open, "app"),
         }
+        # The assistant pane's methods live in their own module (it registers them).
+        from tests.fakes.slack_assistant import FakeAssistant
+
+        #: ``assistant.threads.*`` and the assistant pane's events.
+        self.assistant = FakeAssistant(self)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -864,6 +962,20 @@ class FakeSlack:
             self._changed.notify_all()
 
     # --- rate limits and forced failures ----------------------------------------------------
+
+    def register_method(
+        self,
+        method: str,
+        handler: MethodHandler,
+        *,
+        kind: TokenKind = "bot",
+        rate_limit: RateLimit | None = None,
+    ) -> None:
+        """Serve one more Web API method (fake modules of a method family use this);
+        `rate_limit` is its tier unless one was configured for it already."""
+        self._methods[method] = (handler, kind)
+        if rate_limit is not None:
+            self.rate_limits.setdefault(method, rate_limit)
 
     def set_rate_limit(
         self,
@@ -1093,6 +1205,144 @@ class FakeSlack:
             "message": message.to_api(),
         }
 
+    # --- chat streaming ---------------------------------------------------------------------
+
+    def streams(self, channel: str | None = None) -> list[Message]:
+        """The messages opened with chat.startStream (in one channel or everywhere), oldest
+        first."""
+        return [m for m in self.bot_messages(channel) if m.stream is not None]
+
+    def expire_streams(self) -> None:
+        """End every open stream as Slack does when one outlives its time."""
+        for message in self.streams():
+            assert message.stream is not None
+            if message.stream.state == "streaming":
+                message.stream.state = "expired"
+
+    def _stream_content(self, args: JSONDict, stream: Stream) -> tuple[str, list[JSONDict]]:
+        """The markdown and task updates of one stream call (``markdown_text`` and/or
+        ``chunks``), checked against Slack's limits."""
+        texts: list[str] = []
+        markdown = args.get("markdown_text")
+        if markdown not in (None, ""):
+            texts.append(str(markdown))
+        chunks = args.get("chunks")
+        if chunks is not None and not isinstance(chunks, list):
+            raise SlackApiFailure("invalid_chunks")
+        tasks: list[JSONDict] = []
+        for chunk in chunks or []:
+            kind = chunk.get("type") if isinstance(chunk, dict) else None
+            if kind == "markdown_text" and isinstance(chunk.get("text"), str):
+                texts.append(chunk["text"])
+            elif kind == "task_update":
+                if not (
+                    isinstance(chunk.get("id"), str)
+                    and chunk["id"]
+                    and isinstance(chunk.get("title"), str)
+                    and chunk.get("status") in TASK_STATUSES
+                ):
+                    raise SlackApiFailure("invalid_chunks")
+                tasks.append(chunk)
+            elif kind == "plan_update" and isinstance(chunk.get("title"), str):
+                continue
+            elif kind == "blocks" and isinstance(chunk.get("blocks"), list):
+                if validate_blocks(chunk["blocks"]):
+                    raise SlackApiFailure("invalid_blocks")
+            else:
+                raise SlackApiFailure("invalid_chunks")
+        if any(len(text) > MAX_STREAM_TEXT for text in texts):
+            raise SlackApiFailure("msg_too_long")
+        return "".join(texts), tasks
+
+    def _apply_stream(
+        self, message: Message, method: str, args: JSONDict, text: str, tasks: list[JSONDict]
+    ) -> None:
+        assert message.stream is not None
+        stream = message.stream
+        stream.markdown += text
+        message.text = stream.markdown
+        for task in tasks:
+            stream.task_updates.append((task["id"], task["status"]))
+            stream.tasks[task["id"]] = dict(task)
+        stream.calls.append((method, args))
+
+    def _streaming_message(self, args: JSONDict) -> Message:
+        """The message of a stream still open (expired ones are closed on the way)."""
+        channel = self._channel(args.get("channel"))
+        message = self._live_message(channel, args.get("ts"))
+        stream = message.stream
+        if stream is None:
+            raise SlackApiFailure("message_not_in_streaming_state")
+        if stream.state == "streaming" and self.clock() - stream.started_at > self.stream_expiry_s:
+            stream.state = "expired"
+        if stream.state != "streaming":
+            raise SlackApiFailure("message_not_in_streaming_state")
+        return message
+
+    def _chat_start_stream(self, args: JSONDict) -> JSONDict:
+        channel = self._channel(args.get("channel"))
+        thread_ts = args.get("thread_ts")
+        if not thread_ts:
+            raise SlackApiFailure("invalid_arguments")
+        if not channel.is_im:
+            if not args.get("recipient_team_id"):
+                raise SlackApiFailure("missing_recipient_team_id")
+            if not args.get("recipient_user_id"):
+                raise SlackApiFailure("missing_recipient_user_id")
+        mode = args.get("task_display_mode")
+        if mode is not None and mode not in TASK_DISPLAY_MODES:
+            raise SlackApiFailure("invalid_arguments")
+        stream = Stream(
+            started_at=self.clock(),
+            recipient_user_id=args.get("recipient_user_id"),
+            recipient_team_id=args.get("recipient_team_id"),
+            task_display_mode=mode,
+        )
+        text, tasks = self._stream_content(args, stream)
+        message = self._store(
+            channel.id,
+            text="",
+            user=self.bot_user_id,
+            blocks=[],
+            thread_ts=str(thread_ts),
+            from_bot=True,
+        )
+        message.stream = stream
+        self._apply_stream(message, "chat.startStream", args, text, tasks)
+        return {"ok": True, "channel": channel.id, "ts": message.ts}
+
+    def _chat_append_stream(self, args: JSONDict) -> JSONDict:
+        message = self._streaming_message(args)
+        assert message.stream is not None
+        text, tasks = self._stream_content(args, message.stream)
+        if not text and not tasks:
+            raise SlackApiFailure("no_text")
+        self._apply_stream(message, "chat.appendStream", args, text, tasks)
+        return {"ok": True, "channel": message.channel, "ts": message.ts}
+
+    def _chat_stop_stream(self, args: JSONDict) -> JSONDict:
+        message = self._streaming_message(args)
+        assert message.stream is not None
+        text, tasks = self._stream_content(args, message.stream)
+        blocks = args.get("blocks")
+        if blocks is not None:
+            errors = validate_blocks(blocks)
+            if errors:
+                raise SlackApiFailure("invalid_blocks", response_metadata={"messages": errors})
+        metadata = _metadata(args)
+        self._apply_stream(message, "chat.stopStream", args, text, tasks)
+        if blocks:
+            message.blocks = list(blocks)
+        if metadata is not None:
+            message.metadata = metadata
+        message.stream.state = "stopped"
+        return {
+            "ok": True,
+            "channel": message.channel,
+            "ts": message.ts,
+            "message": message.to_api(),
+        }
+
     def _chat_post_ephemeral(self, args: JSONDict) -> JSONDict:
         channel = self._channel(args.get("channel"))
         user = args.get("user")
@@ -1218,7 +1468,8 @@ class FakeSlack:
         user = self.users.get(str(args.get("user", "")))
         if user is None:
             raise SlackApiFailure("user_not_found")
-        return {"ok": True, "user": user.to_api(self.team_id)}
+        locale = _as_bool(args.get("include_locale", False))
+        return {"ok": True, "user": user.to_api(self.team_id, include_locale=locale)}
 
     def _apps_connections_open(self, args: JSONDict) -> JSONDict:
         ticket = uuid.uuid4().hex
@@ -1526,6 +1777,33 @@ class FakeSlack:
             "state": {"values": {}},
             "actions": [action],
         }
+
+    def feedback_actions(
+        self,
+        *,
+        channel_id: str,
+        message_ts: str,
+        action_id: str,
+        positive: bool,
+        user_id: str = "U0ANA",
+        team_id: str | None = None,
+    ) -> JSONDict:
+        """A `block_actions` payload: `user_id` presses one side of the native feedback
+        buttons `action_id` of a stored message (the pressed side's value is sent)."""
+        payload = self.block_actions(
+            channel_id=channel_id,
+            message_ts=message_ts,
+            action_id=action_id,
+            user_id=user_id,
+            team_id=team_id,
+        )
+        _, element = self.find_button(channel_id, message_ts, action_id)
+        if element.get("type") != "feedback_buttons":
+            raise LookupError(f"{action_id!r} is not a feedback_buttons element")
+        side = element["positive_button" if positive else "negative_button"]
+        payload["actions"][0]["value"] = side["value"]
+        payload["actions"][0]["type"] = "feedback_buttons"
+        return payload
 
     def ephemeral_block_actions(
         self,

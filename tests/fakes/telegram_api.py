@@ -23,6 +23,10 @@ Limits enforced:
 - rate limits (see :class:`RateLimits`) → 429 with ``parameters.retry_after``, plus
   :meth:`FakeTelegram.force_429` to make the next calls fail;
 - ``getUpdates`` → 409 while a webhook is set, and 409 for a poll superseded by a newer one;
+- ``sendMessageDraft``: private chats only (400 ``TEXTDRAFT_PEER_INVALID`` in a group),
+  ``draft_id`` a non-zero integer (400 ``DRAFT_ID_INVALID``), text 0-4096 characters (empty:
+  the "Thinking…" placeholder), counted like a message by the per-chat rate limit; the
+  chat's drafts end with the next ``sendMessage`` there (:attr:`FakeChat.drafts`);
 - the token in the URL → 401 otherwise.
 """
 
@@ -112,6 +116,7 @@ _INT_FIELDS = frozenset(
         "cache_time",
         "message_thread_id",
         "direct_messages_topic_id",
+        "draft_id",
     }
 )
 _BOOL_FIELDS = frozenset(
@@ -201,7 +206,7 @@ class RateLimits:
     per_group_per_minute: int = 20
     global_per_second: float = 30.0
     methods: frozenset[str] = frozenset(
-        {"sendMessage", "editMessageText", "editMessageReplyMarkup"}
+        {"sendMessage", "editMessageText", "editMessageReplyMarkup", "sendMessageDraft"}
     )
 
     @classmethod
@@ -292,6 +297,10 @@ class FakeChat:
     messages: dict[int, StoredMessage] = field(default_factory=dict)
     actions: list[str] = field(default_factory=list)
     next_message_id: int = 1
+    #: Every draft shown here, in order: ``(draft_id, text)``.
+    drafts: list[tuple[int, str]] = field(default_factory=list)
+    #: The drafts showing now (draft_id -> text); a sent message ends them.
+    open_drafts: dict[int, str] = field(default_factory=dict)
 
     @property
     def is_group(self) -> bool:
@@ -1104,6 +1113,7 @@ class FakeTelegram:
             "deleteWebhook": self._delete_webhook,
             "getWebhookInfo": self._get_webhook_info,
             "sendMessage": self._send_message,
+            "sendMessageDraft": self._send_message_draft,
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "deleteMessage": self._delete_message,
@@ -1272,7 +1282,23 @@ class FakeTelegram:
         self._limiter.check("sendMessage", chat)
         entities = params.values.get("entities") or []
         message = self._store(chat, self.bot_user, text, list(entities), markup, reply_to)
+        chat.open_drafts.clear()  # the message the drafts previewed is in the chat now
         return self._message_json(message)
+
+    async def _send_message_draft(self, params: _Params) -> bool:
+        chat = self._chat_for(params)
+        if chat.type != "private":
+            raise _bad_request("TEXTDRAFT_PEER_INVALID")
+        draft_id = params.int_("draft_id")
+        if not draft_id:
+            raise _bad_request("DRAFT_ID_INVALID")
+        text = _plain_text(params.str_("text") or "", params.str_("parse_mode"))
+        if len(text) > MAX_TEXT_LENGTH:
+            raise _bad_request("message is too long")
+        self._limiter.check("sendMessageDraft", chat)
+        chat.drafts.append((draft_id, text))
+        chat.open_drafts[draft_id] = text
+        return True
 
     def _message_to_edit(self, params: _Params) -> tuple[FakeChat, StoredMessage]:
         if params.has("inline_message_id"):

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlmodel import SQLModel
 
 from bot.adapters.base import Services
-from bot.adapters.telegram import Pacer, TelegramAdapter
+from bot.adapters.telegram import FloodLimiter, TelegramAdapter
 from bot.app import App, build_app
 from bot.config import Settings
 from models.intents.spec import IntentParser
@@ -89,14 +89,9 @@ class WebhookBot:
             await engine.dispose()
 
 
-def unpaced() -> Pacer:
+def unpaced() -> FloodLimiter:
     """No client-side pacing (the fake Telegram is unlimited in these tests)."""
-    return Pacer(
-        per_chat_per_second=1e9,
-        per_chat_burst=1_000_000,
-        per_group_per_minute=1_000_000,
-        global_per_second=1e9,
-    )
+    return FloodLimiter.unlimited()
 
 
 @contextlib.asynccontextmanager
@@ -122,7 +117,7 @@ async def webhook_bot(
         configured,
         webhook_listen="127.0.0.1",
         webhook_port=port,
-        pacer=unpaced(),
+        rate_limiter=unpaced(),
     )
     adapter.min_edit_interval = 0.0
     app = await build_app(

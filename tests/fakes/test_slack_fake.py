@@ -856,3 +856,155 @@ async def test_an_unacked_envelope_times_out(fake: FakeSlack) -> None:
             await fake.wait_for_ack(envelope_id, within_s=0.2)
     finally:
         await silent.close()  # type: ignore[no-untyped-call]
+
+
+# --- chat streaming ------------------------------------------------------------------------
+
+
+async def start_stream(fake: FakeSlack, client: AsyncWebClient, **args: Any) -> Any:
+    root = fake.seed_message(CHANNEL, "please draft")
+    defaults: dict[str, Any] = {
+        "channel": CHANNEL,
+        "thread_ts": root.ts,
+        "recipient_user_id": "U0ANA",
+        "recipient_team_id": fake.team_id,
+    }
+    return await client.chat_startStream(**{**defaults, **args})
+
+
+async def test_a_stream_grows_then_stops_with_blocks_at_the_bottom(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    started = await start_stream(fake, client, markdown_text="Hello")
+    await client.chat_appendStream(channel=CHANNEL, ts=started["ts"], markdown_text=" world")
+    await client.chat_stopStream(channel=CHANNEL, ts=started["ts"], blocks=button_blocks())
+
+    (message,) = fake.streams(CHANNEL)
+    assert message.stream is not None and message.stream.state == "stopped"
+    assert message.text == message.stream.markdown == "Hello world"
+    assert message.blocks == button_blocks()
+    assert message.is_reply
+
+
+async def test_a_channel_stream_needs_both_recipients(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    no_team = await slack_error(start_stream(fake, client, recipient_team_id=None))
+    no_user = await slack_error(start_stream(fake, client, recipient_user_id=None))
+    no_thread = await slack_error(client.chat_startStream(channel=CHANNEL, thread_ts=""))
+
+    assert no_team.response["error"] == "missing_recipient_team_id"
+    assert no_user.response["error"] == "missing_recipient_user_id"
+    assert no_thread.response["error"] == "invalid_arguments"
+    assert fake.streams() == []
+
+
+async def test_a_dm_stream_needs_no_recipient(fake: FakeSlack, client: AsyncWebClient) -> None:
+    dm = fake.dm_channel_id("U0ANA")
+    root = fake.seed_message(dm, "hi", user="U0ANA")
+
+    started = await client.chat_startStream(channel=dm, thread_ts=root.ts, markdown_text="x")
+
+    assert started["ok"] and fake.streams(dm)[0].text == "x"
+
+
+async def test_more_than_twelve_thousand_characters_per_call_is_refused(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    started = await start_stream(fake, client, markdown_text="a" * 12_000)
+    too_long = await slack_error(
+        client.chat_appendStream(channel=CHANNEL, ts=started["ts"], markdown_text="b" * 12_001)
+    )
+
+    assert too_long.response["error"] == "msg_too_long"
+    assert fake.streams()[0].text == "a" * 12_000
+
+
+async def test_task_updates_are_recorded_in_order_and_bad_chunks_refused(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    def task(status: str) -> dict[str, str]:
+        return {"type": "task_update", "id": "41", "title": "email", "status": status}
+
+    started = await start_stream(fake, client, task_display_mode="plan", chunks=[task("pending")])
+    ts = started["ts"]
+    await client.chat_appendStream(channel=CHANNEL, ts=ts, chunks=[task("in_progress")])
+    await client.chat_appendStream(
+        channel=CHANNEL, ts=ts, chunks=[task("complete"), {"type": "markdown_text", "text": "ok"}]
+    )
+    bad = await slack_error(client.chat_appendStream(channel=CHANNEL, ts=ts, chunks=[task("done")]))
+    bad_mode = await slack_error(start_stream(fake, client, task_display_mode="grid"))
+
+    stream = fake.streams()[0].stream
+    assert stream is not None and stream.statuses(41) == ["pending", "in_progress", "complete"]
+    assert stream.markdown == "ok"
+    assert bad.response["error"] == "invalid_chunks"
+    assert bad_mode.response["error"] == "invalid_arguments"
+
+
+async def test_an_expired_or_stopped_stream_takes_no_appends_but_takes_chat_update(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    clock = ManualClock()
+    fake.clock = clock
+    fake.stream_expiry_s = 10.0
+    started = await start_stream(fake, client, markdown_text="Hi")
+    clock.now += 11
+
+    late = await slack_error(
+        client.chat_appendStream(channel=CHANNEL, ts=started["ts"], markdown_text=" there")
+    )
+    stop = await slack_error(client.chat_stopStream(channel=CHANNEL, ts=started["ts"]))
+    await client.chat_update(channel=CHANNEL, ts=started["ts"], text="Hi there, in full")
+
+    assert late.response["error"] == stop.response["error"] == "message_not_in_streaming_state"
+    (message,) = fake.streams(CHANNEL)
+    assert message.text == "Hi there, in full"
+    plain = fake.seed_message(CHANNEL, "not a stream")
+    not_stream = await slack_error(
+        client.chat_appendStream(channel=CHANNEL, ts=plain.ts, markdown_text="x")
+    )
+    assert not_stream.response["error"] == "message_not_in_streaming_state"
+
+
+async def test_stream_methods_have_their_rate_tiers(fake: FakeSlack) -> None:
+    no_retries = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)
+    no_retries.retry_handlers = []
+    assert fake.rate_limits["chat.startStream"].per_minute == 20
+    assert fake.rate_limits["chat.appendStream"].per_minute == 100
+    assert fake.rate_limits["chat.stopStream"].per_minute == 20
+    fake.set_rate_limit("chat.appendStream", 2)
+    started = await start_stream(fake, no_retries, markdown_text="a")
+
+    for _ in range(2):
+        await no_retries.chat_appendStream(channel=CHANNEL, ts=started["ts"], markdown_text="b")
+    limited = await slack_error(
+        no_retries.chat_appendStream(channel=CHANNEL, ts=started["ts"], markdown_text="c")
+    )
+
+    assert limited.response.status_code == 429
+    assert int(limited.response.headers["Retry-After"]) >= 1
+    assert fake.streams()[0].text == "abb"
+
+
+async def test_native_feedback_buttons_are_validated_and_pressed_by_side(
+    fake: FakeSlack, client: AsyncWebClient
+) -> None:
+    pair = {
+        "type": "feedback_buttons",
+        "action_id": "fb",
+        "positive_button": {"text": {"type": "plain_text", "text": "👍"}, "value": "up"},
+        "negative_button": {"text": {"type": "plain_text", "text": "👎"}, "value": "down"},
+    }
+    good = [{"type": "context_actions", "block_id": "f", "elements": [pair]}]
+    bad = [{"type": "context_actions", "elements": [{**pair, "negative_button": None}]}]
+    posted = await client.chat_postMessage(channel=CHANNEL, text="r", blocks=good)
+    refused = await slack_error(client.chat_postMessage(channel=CHANNEL, text="r", blocks=bad))
+
+    press = fake.feedback_actions(
+        channel_id=CHANNEL, message_ts=posted["ts"], action_id="fb", positive=False
+    )
+
+    assert refused.response["error"] == "invalid_blocks"
+    assert press["actions"][0]["value"] == "down"
+    assert press["actions"][0]["type"] == "feedback_buttons"

@@ -487,3 +487,57 @@ async def test_a_failed_webhook_delivery_stays_pending(fake: FakeTelegram, bot: 
     info = await bot.get_webhook_info()
     assert info.pending_update_count == 1
     assert info.last_error_message
+
+
+# -- sendMessageDraft -------------------------------------------------------------------------
+
+
+async def test_a_draft_shows_in_a_private_chat_until_a_message_ends_it(
+    fake: FakeTelegram, bot: Bot
+) -> None:
+    await a_private_chat(fake)
+    assert await bot.send_message_draft(USER, 7, "")  # the "Thinking…" placeholder
+    assert await bot.send_message_draft(USER, 7, "Dear Dana,")
+    chat = fake.chat(USER)
+    assert chat.drafts == [(7, ""), (7, "Dear Dana,")]
+    assert chat.open_drafts == {7: "Dear Dana,"}
+    assert fake.bot_messages(USER) == []
+    await bot.send_message(USER, "Dear Dana, the shipment is late.")
+    assert chat.open_drafts == {}
+    (call,) = fake.calls_to("sendMessageDraft", ok=True)[-1:]
+    assert call.params["draft_id"] == 7
+
+
+async def test_a_draft_is_refused_in_a_group(fake: FakeTelegram, bot: Bot) -> None:
+    await fake.group_message("hello", chat_id=GROUP)
+    with pytest.raises(BadRequest, match=r"(?i)textdraft_peer_invalid"):
+        await bot.send_message_draft(GROUP, 7, "Dear Dana,")
+    assert fake.chat(GROUP).drafts == []
+
+
+async def test_a_draft_needs_a_non_zero_draft_id(fake: FakeTelegram, bot: Bot) -> None:
+    await a_private_chat(fake)
+    with pytest.raises(BadRequest, match=r"(?i)draft_id_invalid"):
+        await bot.send_message_draft(USER, 0, "Dear Dana,")
+
+
+async def test_a_draft_over_4096_characters_is_too_long(fake: FakeTelegram, bot: Bot) -> None:
+    await a_private_chat(fake)
+    assert await bot.send_message_draft(USER, 7, "x" * 4096)
+    with pytest.raises(BadRequest, match="too long"):
+        await bot.send_message_draft(USER, 7, "x" * 4097)
+
+
+async def test_a_burst_of_drafts_gets_retry_after(clock: ManualClock) -> None:
+    async with (
+        FakeTelegram(clock=clock) as fake,
+        Bot(DEFAULT_TOKEN, base_url=fake.base_url) as bot,
+    ):
+        await a_private_chat(fake)
+        for i in range(RateLimits().per_chat_burst):
+            await bot.send_message_draft(USER, 7, f"part {i}")
+        with pytest.raises(RetryAfter) as caught:
+            await bot.send_message_draft(USER, 7, "one too many")
+        assert retry_after_seconds(caught.value) == 1
+        clock.advance(1)
+        assert await bot.send_message_draft(USER, 7, "after waiting")

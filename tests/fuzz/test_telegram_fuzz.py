@@ -30,7 +30,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.adapters.telegram_webhook import MAX_BODY_BYTES
+from bot.adapters.telegram.webhook import MAX_BODY_BYTES
 from bot.config import Settings
 from models.intents.spec import IntentParser
 from storage.migrate import upgrade

@@ -14,8 +14,11 @@ from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    ContextActionsBlock,
     ContextBlock,
     DividerBlock,
+    FeedbackButtonObject,
+    FeedbackButtonsElement,
     HeaderBlock,
     InputBlock,
     MarkdownTextObject,
@@ -35,13 +38,17 @@ MAX_HEADER_TEXT = 150
 MAX_FALLBACK_TEXT = 4_000
 #: Names listed in a "👍 by …" line before the rest are counted.
 MAX_VOTER_NAMES = 10
-#: The modal that takes a voter's own words about their 👎 (its view_submission callback).
+#: The modal that takes a person's own words (a note about their 👎, a draft's new text):
+#: its view_submission callback.
 NOTE_CALLBACK = "ab-note"
+ASK_CALLBACK = NOTE_CALLBACK
 NOTE_BLOCK = "note"
 NOTE_ACTION = "note_text"
 #: Modal titles and submit labels: at most 24 characters.
 MAX_VIEW_TITLE = 24
 MAX_NOTE_CHARS = 2_000
+#: Slack's limit on a plain-text input (a draft edited in a modal).
+MAX_EDIT_CHARS = 3_000
 
 Votes = Mapping[int, Sequence[tuple[str, int]]]
 
@@ -105,7 +112,28 @@ def _section_blocks(view: View) -> list[Block]:
     return blocks
 
 
-def _button_blocks(view: View, votes: Votes, by: str) -> list[Block]:
+def feedback_action_id(task_id: int) -> str:
+    """The ``action_id`` of a result's native 👍/👎 pair (each side's ``value`` is its data)."""
+    return f"ab:fb:{task_id}"
+
+
+def _feedback_block(task_id: int, index: int, up: Button, down: Button) -> Block:
+    """Slack's native 👍/👎 (a ``feedback_buttons`` element in a ``context_actions`` block)."""
+    return ContextActionsBlock(
+        block_id=f"fb:{task_id}:{index}",
+        elements=[
+            FeedbackButtonsElement(
+                action_id=feedback_action_id(task_id),
+                positive_button=FeedbackButtonObject(text=up.label[:75], value=up.data),
+                negative_button=FeedbackButtonObject(text=down.label[:75], value=down.data),
+            )
+        ],
+    )
+
+
+def _button_blocks(
+    view: View, votes: Votes, by: str, *, native_feedback: bool = False
+) -> list[Block]:
     blocks: list[Block] = []
     several = len(view.buttons) > 1
     for index, row in enumerate(view.buttons):
@@ -121,18 +149,34 @@ def _button_blocks(view: View, votes: Votes, by: str) -> list[Block]:
                     elements=[MarkdownTextObject(text=label)],
                 )
             )
-        blocks.append(
-            ActionsBlock(block_id=f"act:{task_id}:{index}", elements=[_button(b) for b in row[:25]])
-        )
+        up = next((b for b in row if b.action == Action.rate_up), None)
+        down = next((b for b in row if b.action == Action.rate_down), None)
+        if native_feedback and up is not None and down is not None:
+            blocks.append(_feedback_block(task_id, index, up, down))
+            row = tuple(b for b in row if b not in (up, down))
+        if row:
+            blocks.append(
+                ActionsBlock(
+                    block_id=f"act:{task_id}:{index}", elements=[_button(b) for b in row[:25]]
+                )
+            )
     return blocks
 
 
 def message_blocks(
-    view: View, *, votes: Votes | None = None, by: str = "{emoji} by {user}"
+    view: View,
+    *,
+    votes: Votes | None = None,
+    by: str = "{emoji} by {user}",
+    native_feedback: bool = False,
 ) -> list[dict[str, Any]]:
-    """The blocks of a progress/result message: sections, then a button row per task."""
+    """The blocks of a progress/result message: sections, then a button row per task.
+
+    ``native_feedback``: 👍/👎 as Slack's feedback buttons (results that were streamed),
+    the other buttons of the row (Regenerate, Cancel, …) as usual.
+    """
     sections = _section_blocks(view)
-    buttons = _button_blocks(view, votes or {}, by)
+    buttons = _button_blocks(view, votes or {}, by, native_feedback=native_feedback)
     if len(sections) + len(buttons) > MAX_MESSAGE_BLOCKS:
         # Too many tasks for one section each: merge the text, keep every button row we can.
         buttons = buttons[: MAX_MESSAGE_BLOCKS - 2]
@@ -160,9 +204,17 @@ def menu_blocks(text: str, rows: Sequence[Sequence[Button]]) -> list[dict[str, A
 
 
 def note_modal(
-    *, title: str, submit: str, label: str, placeholder: str, metadata: str
+    *,
+    title: str,
+    submit: str,
+    label: str,
+    placeholder: str,
+    metadata: str,
+    initial_value: str | None = None,
+    max_chars: int = MAX_NOTE_CHARS,
 ) -> dict[str, Any]:
-    """The modal asking for the voter's own words (``metadata``: what the note is about)."""
+    """The modal asking for a person's own words (``metadata``: what the text answers;
+    ``initial_value``: the text to start from, e.g. the draft being edited)."""
     view = ModalView(
         type="modal",
         callback_id=NOTE_CALLBACK,
@@ -176,7 +228,8 @@ def note_modal(
                 element=PlainTextInputElement(
                     action_id=NOTE_ACTION,
                     multiline=True,
-                    max_length=MAX_NOTE_CHARS,
+                    max_length=max_chars,
+                    initial_value=initial_value[:max_chars] if initial_value else None,
                     placeholder=PlainTextObject(text=placeholder[:150]),
                 ),
             )

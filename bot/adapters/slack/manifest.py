@@ -11,9 +11,14 @@ SHORTCUT_SUMMARIZE = "atombot_summarize_thread"
 SHORTCUT_DRAFT_REPLY = "atombot_draft_reply"
 DESCRIPTION = "Turns requests into small tasks: drafts, summaries, reminders, digests."
 DEFAULT_REQUEST_URL = "https://atombot.example.com/slack/events"
+#: What Slack shows about the app in its assistant pane (the Messages tab).
+ASSISTANT_DESCRIPTION = (
+    "Ask for drafts, summaries, reminders and digests; I split the request into tasks."
+)
 
 BOT_SCOPES = (
     "app_mentions:read",
+    "assistant:write",
     "channels:history",
     "channels:read",
     "chat:write",
@@ -25,7 +30,13 @@ BOT_SCOPES = (
     "im:write",
     "users:read",
 )
-BOT_EVENTS = ("app_home_opened", "app_mention", "message.im")
+BOT_EVENTS = (
+    "app_home_opened",
+    "app_mention",
+    "assistant_thread_context_changed",
+    "assistant_thread_started",
+    "message.im",
+)
 
 
 def manifest(settings: Settings, *, request_url: str | None = None) -> dict[str, Any]:
@@ -50,6 +61,7 @@ def manifest(settings: Settings, *, request_url: str | None = None) -> dict[str,
                 "messages_tab_enabled": True,
                 "messages_tab_read_only_enabled": False,
             },
+            "assistant_view": {"assistant_description": ASSISTANT_DESCRIPTION},
             "bot_user": {"display_name": APP_NAME, "always_online": True},
             "slash_commands": [
                 {

@@ -266,6 +266,23 @@ class AppHomeOpened(_Common):
     tab: Short | None = None
 
 
+class AssistantThread(_Common):
+    """The ``assistant_thread`` of an assistant event: where the pane's thread lives."""
+
+    channel_id: Id
+    thread_ts: Ts
+    user_id: Id | None = None
+    context: JSONDict | None = None
+
+
+class AssistantThreadEvent(_Common):
+    """``assistant_thread_started`` / ``assistant_thread_context_changed`` (the assistant
+    pane, :mod:`bot.adapters.slack.assistant`)."""
+
+    type: Literal["assistant_thread_started", "assistant_thread_context_changed"]
+    assistant_thread: AssistantThread  # type: ignore[assignment]
+
+
 class OtherEvent(_Shape):
     """Any other event type: acknowledged and ignored."""
 
@@ -277,6 +294,8 @@ EVENT_SHAPES: dict[str, type[_Shape]] = {
     "app_mention": AppMention,
     "message": MessageEvent,
     "app_home_opened": AppHomeOpened,
+    "assistant_thread_started": AssistantThreadEvent,
+    "assistant_thread_context_changed": AssistantThreadEvent,
 }
 
 

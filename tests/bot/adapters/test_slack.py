@@ -706,3 +706,18 @@ async def test_a_button_press_without_a_response_url_is_still_acked_at_once(slac
 
     assert response.status == 200
     assert await nothing_stored(slack)
+
+
+async def test_summarize_this_thread_as_a_slash_command_says_how_to_ask_in_a_thread(
+    slack: Slack,
+) -> None:
+    slack.fake.seed_message(CHANNEL, "an old channel message nobody asked about")
+
+    response = await slack.post(slack.fake.signed_slash_command("summarize this thread"))
+
+    assert response.status == 200
+    assert await slack.tasks() == []
+    (answer,) = [p for p in slack.fake.response_url_posts if p.error is None]
+    assert answer.body["text"] == t("summarize.thread_from_command", "en")
+    assert answer.body["response_type"] == "ephemeral"
+    assert slack.fake.calls_to("conversations.history") == []

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.adapters.base import Services
-from bot.adapters.telegram import COMMANDS, Pacer, TelegramAdapter
+from bot.adapters.telegram import COMMANDS, FloodLimiter, TelegramAdapter
 from bot.app import App, build_app
 from bot.config import Settings
 from bot.texts import EN, t
@@ -32,14 +32,9 @@ GROUP = -1001234567890
 BOT_ID = DEFAULT_TOKEN.split(":")[0]
 
 
-def unpaced() -> Pacer:
+def unpaced() -> FloodLimiter:
     """No client-side pacing (tests that are not about rate limits)."""
-    return Pacer(
-        per_chat_per_second=1e9,
-        per_chat_burst=1_000_000,
-        per_group_per_minute=1_000_000,
-        global_per_second=1e9,
-    )
+    return FloodLimiter.unlimited()
 
 
 async def eventually(check: Callable[[], Any], within: float = 15.0) -> None:
@@ -117,7 +112,7 @@ async def start(
     async def _start(
         *,
         generator: Generator | None = None,
-        pacer: Pacer | None = None,
+        limiter: FloodLimiter | None = None,
         adapter_options: dict[str, Any] | None = None,
         **overrides: Any,
     ) -> Harness:
@@ -129,7 +124,10 @@ async def start(
             }
         )
         adapter = TelegramAdapter(
-            configured, poll_timeout=1.0, pacer=pacer or unpaced(), **(adapter_options or {})
+            configured,
+            poll_timeout=1.0,
+            rate_limiter=limiter or unpaced(),
+            **(adapter_options or {}),
         )
         adapter.min_edit_interval = 0.0
         app = await build_app(
@@ -171,7 +169,8 @@ async def test_polling_uses_the_configured_api_url(start: Start) -> None:
 async def test_private_message_gets_receipt_progress_and_result_with_buttons(
     start: Start, generator: Generator
 ) -> None:
-    h = await start(generator=generator)
+    # The progress message is edited (private chats stream only with ATOMBOT_STREAM on).
+    h = await start(generator=generator, stream=False)
     update = await h.fake.private_message("draft an email to Dana about the delayed shipment")
     await eventually(lambda: h.fake.bot_messages(USER))
     (receipt,) = h.fake.bot_messages(USER)
@@ -202,7 +201,8 @@ async def test_private_message_gets_receipt_progress_and_result_with_buttons(
 async def test_the_delivery_job_posts_nothing_while_the_receipt_is_on_its_way(
     start: Start,
 ) -> None:
-    h = await start()
+    # The progress message is edited (private chats stream only with ATOMBOT_STREAM on).
+    h = await start(stream=False)
     release = h.fake.hold_replies("sendMessage")
     await h.fake.private_message("draft an email to Dana about the delayed shipment")
     await eventually(lambda: h.fake.bot_messages(USER))
@@ -218,7 +218,8 @@ async def test_the_delivery_job_posts_nothing_while_the_receipt_is_on_its_way(
 
 
 async def test_unchanged_progress_is_not_edited_again(start: Start) -> None:
-    h = await start()
+    # The progress message is edited (private chats stream only with ATOMBOT_STREAM on).
+    h = await start(stream=False)
     await h.fake.private_message("draft an email to Dana about the delayed shipment")
     await eventually(lambda: h.fake.bot_messages(USER))
     await h.deliver()
@@ -409,7 +410,12 @@ async def test_an_opted_out_chat_stores_nothing(start: Start) -> None:
     await h.fake.command("privacy", chat_id=GROUP)
     await eventually(lambda: len(h.fake.bot_messages(GROUP)) == 2)
     forgotten, privacy = h.texts(GROUP)
-    assert forgotten == EN["tg.forgotten"].format(n=1)
+    # /forget deletes everything held for the chat and says what: here one kept message.
+    what = EN["privacy.table.chatmessage"].format(n=1)
+    assert forgotten.splitlines() == [
+        EN["privacy.forgotten"].format(what=what),
+        EN["privacy.stopped_keeping"],
+    ]
     assert privacy == EN["tg.privacy.off"].format(days=7)
     assert await h.remembered() == []
 
@@ -463,7 +469,8 @@ async def test_a_rating_is_answered_stored_and_shown_on_the_message(
 
 
 async def test_cancel_button_cancels_and_says_so(start: Start) -> None:
-    h = await start()
+    # The progress message is edited (private chats stream only with ATOMBOT_STREAM on).
+    h = await start(stream=False)
     await h.fake.private_message("draft an email to Dana about the delayed shipment")
     await eventually(lambda: h.fake.bot_messages(USER))
     await h.deliver()
@@ -518,7 +525,7 @@ async def test_pacing_keeps_a_burst_within_the_flood_limits(
     start: Start, fake: FakeTelegram
 ) -> None:
     fake.set_rate_limits(RateLimits())
-    h = await start(pacer=Pacer())
+    h = await start(limiter=FloodLimiter())
     h.fake.private_chat(USER)
     for i in range(5):
         await h.adapter.notify(Target("telegram", BOT_ID, str(USER)), f"message {i}")

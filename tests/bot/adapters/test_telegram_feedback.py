@@ -68,7 +68,7 @@ async def press(h: Harness, chat_id: int, message: StoredMessage, wanted: str, u
 async def test_wrong_kind_then_a_kind_delivers_a_new_attempt_and_records_a_correction(
     start: Start, generator: Generator
 ) -> None:
-    h = await start(generator=generator)
+    h = await start(generator=generator, stream=False)  # the result message is edited
     task_id, message = await result(h, USER)
 
     await press(h, USER, message, data(Action.rate_down, task_id), USER)

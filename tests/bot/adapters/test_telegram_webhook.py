@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.adapters.telegram_webhook import MAX_BODY_BYTES, MAX_DEPTH, json_depth
+from bot.adapters.telegram.webhook import MAX_BODY_BYTES, MAX_DEPTH, json_depth
 from bot.config import Settings
 from bot.texts import t
 from models.intents.spec import IntentParser
