@@ -4,6 +4,7 @@ the real intent classifier, and a tiny random-weight causal LM built locally."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -41,16 +42,25 @@ def _reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated to head, copied for each test (cheaper than migrating each)."""
+    path = tmp_path_factory.mktemp("migrated") / "atombot.db"
+    upgrade(f"sqlite:///{path.as_posix()}")
+    return path
+
+
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
+def database_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """A fresh, migrated database for one test."""
     if ON_POSTGRES:
         _reset_postgres(POSTGRES_URL)
-        url = POSTGRES_URL
-    else:
-        url = f"sqlite:///{(tmp_path / 'atombot.db').as_posix()}"
-    upgrade(url)
-    return url
+        upgrade(POSTGRES_URL)
+        return POSTGRES_URL
+    target = tmp_path / "atombot.db"
+    # Every connection to the template is closed, so its WAL is folded into the one file.
+    shutil.copyfile(request.getfixturevalue("migrated_sqlite"), target)
+    return f"sqlite:///{target.as_posix()}"
 
 
 @pytest.fixture

@@ -7,16 +7,24 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from bot.texts import t
 
+if TYPE_CHECKING:
+    from models.intents import IntentClassifier
+
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Shared between the CLI runs so the classifier is trained once."""
-    return tmp_path_factory.mktemp("atombot-data")
+def data_dir(tmp_path_factory: pytest.TempPathFactory, parser: IntentClassifier) -> Path:
+    """Shared between the CLI runs, holding the session's trained classifier: a first start
+    trains its own (tests/models/intents/test_persistence.py shows that), which would only
+    repeat the session's training here."""
+    path = tmp_path_factory.mktemp("atombot-data")
+    parser.save(path / "intents")
+    return path
 
 
 def atombot(

@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.texts import t
+from tests.bot.running import ROOT, RunningBot, bot_env, until
 
-ROOT = Path(__file__).resolve().parents[2]
 MARKER = "Zanzibar"
 SLACK_TEXT = f"draft an email to Dana about the {MARKER} acquisition"
 TELEGRAM_TEXT = f"draft an email to Omar about the {MARKER} contract"
@@ -41,18 +38,7 @@ def json_lines(stderr: str) -> list[dict[str, Any]]:
 
 
 def base_env(database_url: str, data_dir: Path, model: Path) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TELEGRAM_", "ATOMBOT_"))
-    }
-    return env | {
-        "DATABASE_URL": database_url,
-        "ATOMBOT_DATA_DIR": str(data_dir),
-        "ATOMBOT_MODEL": str(model),
-        "ATOMBOT_POLL_SECONDS": "0.1",
-        "ATOMBOT_OPS_PORT": "0",
-        "ATOMBOT_LOG_FORMAT": "json",
-        "HF_HUB_OFFLINE": "1",
-    }
+    return bot_env(database_url, data_dir, ATOMBOT_MODEL=str(model), ATOMBOT_LOG_FORMAT="json")
 
 
 @pytest.fixture
@@ -89,39 +75,6 @@ def test_console_mode_keeps_the_chat_on_stdout_and_json_on_stderr(
     assert MARKER not in done.stderr
 
 
-async def _until(check: Callable[[], object], what: str, within: float = 300.0) -> None:
-    for _ in range(int(within / 0.1)):
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def _start(args: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=ROOT,
-    )
-
-
-async def _stop(process: asyncio.subprocess.Process, output: asyncio.Future[Any]) -> str:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), 120)
-    except TimeoutError:
-        process.kill()
-    _, stderr = await output
-    return bytes(stderr).decode()
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 async def test_slack_http_telegram_polling_and_the_worker_log_json_without_message_text(
@@ -145,13 +98,11 @@ async def test_slack_http_telegram_polling_and_the_worker_log_json_without_messa
             "TELEGRAM_API_URL": telegram.base_url,
         }
         slack_port = free_port()
-        bot = await _start(["run", "--no-worker", "--slack-port", str(slack_port)], env)
-        bot_output = asyncio.gather(bot.stdout.read(), bot.stderr.read())  # type: ignore[union-attr]
-        worker = await _start(["worker"], env)
-        worker_output = asyncio.gather(worker.stdout.read(), worker.stderr.read())  # type: ignore[union-attr]
+        bot = await RunningBot.start(["run", "--no-worker", "--slack-port", str(slack_port)], env)
+        worker = await RunningBot.start(["worker"], env)
         try:
-            await _until(lambda: telegram.calls_to("getUpdates"), "Telegram polling")
-            await _until(lambda: slack.calls_to("auth.test"), "Slack auth.test")
+            await until(lambda: telegram.calls_to("getUpdates"), "Telegram polling")
+            await until(lambda: slack.calls_to("auth.test"), "Slack auth.test")
             answer = await slack.post_to_app(
                 f"http://127.0.0.1:{slack_port}/slack/events",
                 slack.signed_slash_command(SLACK_TEXT),
@@ -171,10 +122,10 @@ async def test_slack_http_telegram_polling_and_the_worker_log_json_without_messa
 
             await asyncio.wait_for(finished(), 300)
             done.append(True)
-            await _until(lambda: telegram.bot_messages(1001), "the Telegram result")
+            await until(lambda: telegram.bot_messages(1001), "the Telegram result")
         finally:
-            bot_stderr = await _stop(bot, bot_output)
-            worker_stderr = await _stop(worker, worker_output)
+            _, bot_stderr = await bot.stop()
+            _, worker_stderr = await worker.stop()
             await repo.dispose()
     bot_lines = json_lines(bot_stderr)
     worker_lines = json_lines(worker_stderr)

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +26,9 @@ from models.generation.base import (
     GenerationRequest,
     GenerationResult,
     Generator,
-    ProgressCallback,
 )
 from storage.tables import Task, TaskStatus
+from tests.fakes.generators import FakeGenerator
 from tests.fakes.slack_api import FakeSlack
 
 if TYPE_CHECKING:
@@ -150,23 +150,10 @@ def team_parser(team_intents: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @dataclass
-class RecordingGenerator:
+class RecordingGenerator(FakeGenerator):
     """A backend that records each prompt and answers with a numbered draft (GPU stand-in)."""
 
-    prompts: list[GenerationRequest] = field(default_factory=list)
-    capacity: int = 4
-    context_length: int = 2048
-
-    async def start(self) -> None: ...
-    async def close(self) -> None: ...
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    async def generate(
-        self, request: GenerationRequest, on_progress: ProgressCallback | None = None
-    ) -> GenerationResult:
-        self.prompts.append(request)
+    def answer(self, request: GenerationRequest) -> GenerationResult:
         return GenerationResult(text=f"DRAFT {len(self.prompts)}: Done, In progress, Risks, Next.")
 
 

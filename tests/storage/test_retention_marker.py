@@ -9,7 +9,7 @@ JSON column of every table in the schema is searched for the marker.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -22,13 +22,14 @@ from bot.scheduler import Jobs, Scheduler
 from bot.types import OTHER_REASON, Action, ActionEvent, Inbound
 from handlers.forgetting import forget_everything, forgotten_text
 from handlers.kinds import build_registry
-from models.generation.base import GenerationRequest, GenerationResult, ProgressCallback
+from models.generation.base import GenerationRequest, GenerationResult
 from models.generation.worker import Worker
 from models.intents import IntentClassifier
 from models.intents.spec import OOS
 from storage.db import create_engine
 from storage.repository import Repository
 from storage.tables import ChatMessage, utcnow
+from tests.fakes.generators import FakeGenerator
 from tests.fakes.recording import Chat
 
 MARKER = "Zorblax"
@@ -37,23 +38,12 @@ PLATFORM = "telegram"
 
 
 @dataclass
-class EchoGenerator:
+class EchoGenerator(FakeGenerator):
     """The GPU stand-in: every result repeats the marker of the prompt it was given."""
 
-    prompts: list[GenerationRequest] = field(default_factory=list)
-    capacity: int = 4
     context_length: int = 4096
 
-    async def start(self) -> None: ...
-    async def close(self) -> None: ...
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    async def generate(
-        self, request: GenerationRequest, on_progress: ProgressCallback | None = None
-    ) -> GenerationResult:
-        self.prompts.append(request)
+    def answer(self, request: GenerationRequest) -> GenerationResult:
         said = " ".join(m["content"] for m in request.messages)
         word = MARKER if MARKER in said else OTHER
         return GenerationResult(text=f"Dear Dana, about {word}: it ships Friday.")

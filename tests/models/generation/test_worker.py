@@ -12,39 +12,27 @@ from datetime import timedelta
 from pathlib import Path
 
 from handlers.kinds import build_registry
-from models.generation.base import GenerationRequest, GenerationResult, ProgressCallback
+from models.generation.base import GenerationRequest, GenerationResult
 from models.generation.hf import HFGenerator
 from models.generation.worker import Worker
 from storage.repository import Repository
 from storage.schemas import RequestCreate, TaskCreate
 from storage.tables import TaskStatus, utcnow
+from tests.fakes.generators import FakeGenerator
 
 #: The built-in task kinds: the worker's prompt builder and the kinds it claims.
 KINDS = build_registry()
 
 
 @dataclass
-class ScriptedGenerator:
+class ScriptedGenerator(FakeGenerator):
     """A backend that answers from a script and records every prompt (the GPU stand-in)."""
 
     answers: dict[str, str] = field(default_factory=dict)
-    prompts: list[GenerationRequest] = field(default_factory=list)
-    capacity: int = 4
-    context_length: int = 2048
 
-    async def start(self) -> None: ...
-    async def close(self) -> None: ...
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    async def generate(
-        self, request: GenerationRequest, on_progress: ProgressCallback | None = None
-    ) -> GenerationResult:
-        self.prompts.append(request)
+    def answer(self, request: GenerationRequest) -> GenerationResult:
         user = request.messages[-1]["content"]
-        text = next((a for key, a in self.answers.items() if key in user), "ok")
-        return GenerationResult(text=text)
+        return GenerationResult(text=next((a for k, a in self.answers.items() if k in user), "ok"))
 
 
 async def create(repo: Repository, *tasks: TaskCreate, event_id: str = "e") -> list[int]:

@@ -3,7 +3,7 @@ generated from: the variant, the exact chat messages, and the tokens generated."
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,7 +13,6 @@ from models.generation.base import (
     GenerationError,
     GenerationRequest,
     GenerationResult,
-    ProgressCallback,
 )
 from models.generation.hf import HFGenerator
 from models.generation.variants import VariantPicker
@@ -22,6 +21,7 @@ from models.intents import parse_intents
 from storage.repository import Repository
 from storage.schemas import RequestCreate, TaskCreate
 from storage.tables import Task, TaskStatus
+from tests.fakes.generators import FakeGenerator
 
 TEAM = """\
 nlu:
@@ -40,25 +40,13 @@ KINDS: KindRegistry = build_registry(parse_intents(TEAM, "team.yaml"))
 
 
 @dataclass
-class Scripted:
+class Scripted(FakeGenerator):
     """A backend that answers after the variant marker it sees, reporting 5 tokens."""
 
-    capacity: int = 4
-    context_length: int = 2048
     fail_first: int = 0
     retryable: bool = True
-    prompts: list[GenerationRequest] = field(default_factory=list)
 
-    async def start(self) -> None: ...
-    async def close(self) -> None: ...
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    async def generate(
-        self, request: GenerationRequest, on_progress: ProgressCallback | None = None
-    ) -> GenerationResult:
-        self.prompts.append(request)
+    def answer(self, request: GenerationRequest) -> GenerationResult:
         if len(self.prompts) <= self.fail_first:
             raise GenerationError("busy", retryable=self.retryable)
         marker = request.messages[-1]["content"].split(":")[0]
