@@ -14,8 +14,9 @@ A scheduler job (:meth:`ActionRunner.tick`, next to delivery) works through the 
   again with the same key (nothing went out before ``commit``), ``committing`` counts as
   done and is never performed again; the chat says so honestly.
 
-Transient failures are retried with exponential backoff up to ``max_attempts``; permanent
-ones fail the task with the reason shown in the chat. Every step goes to the audit log.
+Transient failures (and unexpected exceptions, in ``prepare`` or before ``commit``) are
+retried with exponential backoff up to ``max_attempts``; permanent ones, and the last
+attempt, fail the task with the reason shown in the chat. Every step goes to the audit log.
 """
 
 from __future__ import annotations
@@ -145,6 +146,13 @@ class ActionRunner:
             return
         except ActionFailed as exc:
             await self._failed(run, exc)
+            return
+        except Exception as exc:
+            # A bug or an outage (the address book, the platform): retried like a transient
+            # SMTP failure, with backoff up to ``max_attempts``, then the task fails.
+            log.warning("preparing action task %s failed", task.id, exc_info=True)
+            reason = t("action.prepare_error", ctx.locale, error=type(exc).__name__)
+            await self._failed(run, ActionFailed(reason, permanent=False))
             return
         slots = {**run.slots, **resolved}
         expires = self.policy.expiry(utcnow())
@@ -379,6 +387,9 @@ class ActionRunner:
                 "request_id": request.id,
                 "version": run.version,
                 "approved_by": run.approved_by,
+                # The requester's (tenant's) timezone, for times without an offset
+                # (calendar.invite); a ``timezone`` slot still wins.
+                "timezone": request.timezone,
             },
         )
 

@@ -32,6 +32,8 @@ class FakePerformer:
     kind: str = "email.send"
     #: Raised by ``perform`` one per call, before anything is done.
     failures: list[ActionFailed] = field(default_factory=list)
+    #: Raised by ``prepare`` one per call (an outage or a bug, not an ActionFailed).
+    prepare_errors: list[Exception] = field(default_factory=list)
     #: Ask for Dana's address until an answer is in the slots.
     ask: bool = False
     #: "before" / "after": die before or right after ``commit`` (once).
@@ -45,6 +47,8 @@ class FakePerformer:
 
     async def prepare(self, ctx: ActionContext) -> dict[str, Any]:
         self.prepared += 1
+        if self.prepare_errors:
+            raise self.prepare_errors.pop(0)
         answers = ctx.slots.get("answers") or {}
         if self.ask:
             address = answers.get("recipient:Dana")

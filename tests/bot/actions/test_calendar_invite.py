@@ -4,7 +4,6 @@ with the resolved attendees, the SMTP sender as organizer and a UID from the key
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from bot.actions.calendar import CalendarInvitePerformer, build_performer, time_
 from bot.actions.email import SmtpConfig
 from bot.config import Settings
 from bot.types import Target
-from tests.bot.actions.smtp_support import SmtpServer, smtp_server
+from tests.bot.actions.smtp_support import SmtpServer
 
 BERLIN = ZoneInfo("Europe/Berlin")
 START = "2026-12-03T15:00:00+01:00"
@@ -48,12 +47,6 @@ def context(**overrides: Any) -> ActionContext:
 
 async def no_op() -> None:
     return None
-
-
-@pytest.fixture
-def server() -> Iterator[SmtpServer]:
-    with smtp_server() as running:
-        yield running
 
 
 def calendars(server: SmtpServer) -> tuple[Calendar, Calendar]:

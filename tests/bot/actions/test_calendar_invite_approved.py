@@ -4,7 +4,6 @@ with its .ics, and a rejected one never does."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -20,25 +19,15 @@ from handlers.kinds import build_registry
 from storage.repository import Repository
 from storage.schemas import RequestCreate, TaskCreate
 from storage.tables import TaskStatus
-from tests.bot.actions.smtp_support import SENDER, SmtpServer, smtp_server
+from tests.bot.actions.smtp_support import SmtpServer
 
 ANA = "U0ANA"
 DRAFT = "Subject: Shipment review\n\nLet's go through the delayed shipment."
 
 
-@pytest.fixture
-def server() -> Iterator[SmtpServer]:
-    with smtp_server() as running:
-        yield running
-
-
-def smtp_settings(server: SmtpServer) -> Settings:
-    return Settings(
-        smtp_host="127.0.0.1", smtp_port=server.port, smtp_starttls=False, smtp_from=SENDER
-    )
-
-
-async def invitation_awaiting_approval(repo: Repository, runner: ActionRunner) -> int:
+async def invitation_awaiting_approval(
+    repo: Repository, runner: ActionRunner, *, when: str = "2026-12-03T15:00:00+01:00"
+) -> int:
     created = await repo.create_request(
         request=RequestCreate(
             platform="console",
@@ -53,7 +42,7 @@ async def invitation_awaiting_approval(repo: Repository, runner: ActionRunner) -
             TaskCreate(kind="email.draft", status=TaskStatus.succeeded, result=DRAFT),
             TaskCreate(
                 kind="calendar.invite",
-                inputs={"recipients": ["dana@example.com"], "when": "2026-12-03T15:00:00+01:00"},
+                inputs={"recipients": ["dana@example.com"], "when": when},
                 depends_on=(0,),
             ),
         ],
@@ -82,12 +71,12 @@ async def press(repo: Repository, registry: ActionRegistry, task_id: int, action
 
 @pytest.mark.usefixtures("no_env")
 def test_no_action_is_offered_by_default_and_each_turns_on_with_its_settings(
-    server: SmtpServer,
+    smtp_settings: Settings,
 ) -> None:
     assert build_action_registry(Settings(), {}).kinds == ()
     console = ConsoleAdapter()
     assert build_action_registry(Settings(), {"console": console}).kinds == ("reply.post",)
-    assert set(build_action_registry(smtp_settings(server), {}).kinds) == {
+    assert set(build_action_registry(smtp_settings, {}).kinds) == {
         "email.send",
         "calendar.invite",
     }
@@ -95,9 +84,9 @@ def test_no_action_is_offered_by_default_and_each_turns_on_with_its_settings(
 
 @pytest.mark.usefixtures("no_env")
 async def test_an_approved_invitation_is_received_once_with_its_ics(
-    repo: Repository, server: SmtpServer
+    repo: Repository, server: SmtpServer, smtp_settings: Settings
 ) -> None:
-    registry = build_action_registry(smtp_settings(server), {})
+    registry = build_action_registry(smtp_settings, {})
     runner = ActionRunner(repo, registry)
     invite = await invitation_awaiting_approval(repo, runner)
     assert server.received == []
@@ -119,8 +108,10 @@ async def test_an_approved_invitation_is_received_once_with_its_ics(
 
 
 @pytest.mark.usefixtures("no_env")
-async def test_a_rejected_invitation_is_never_sent(repo: Repository, server: SmtpServer) -> None:
-    registry = build_action_registry(smtp_settings(server), {})
+async def test_a_rejected_invitation_is_never_sent(
+    repo: Repository, server: SmtpServer, smtp_settings: Settings
+) -> None:
+    registry = build_action_registry(smtp_settings, {})
     runner = ActionRunner(repo, registry)
     invite = await invitation_awaiting_approval(repo, runner)
 
@@ -129,3 +120,23 @@ async def test_a_rejected_invitation_is_never_sent(repo: Repository, server: Smt
 
     assert server.received == []
     assert server.handler.commands == []
+
+
+@pytest.mark.usefixtures("no_env")
+async def test_a_time_without_an_offset_is_in_the_requests_timezone(
+    repo: Repository, server: SmtpServer, smtp_settings: Settings
+) -> None:
+    registry = build_action_registry(smtp_settings, {})
+    runner = ActionRunner(repo, registry)
+    # The request was made in Europe/Berlin (UTC+1 in December): 15:00 there is 14:00 UTC.
+    invite = await invitation_awaiting_approval(repo, runner, when="2026-12-03T15:00:00")
+    task = await repo.get_task(invite)
+    assert task is not None and "2026-12-03 15:00–15:30 Europe/Berlin" in (task.result or "")
+
+    await press(repo, registry, invite, Action.approve)
+    await runner.tick()
+
+    (received,) = server.received
+    (attachment,) = list(received.message.iter_attachments())
+    (event,) = Calendar.from_ical(attachment.get_content()).walk("VEVENT")
+    assert event.decoded("DTSTART") == datetime(2026, 12, 3, 14, 0, tzinfo=UTC)

@@ -10,10 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from bot.actions.approval import ApprovalPolicy, Approvals
 from bot.actions.email import EmailSendPerformer
@@ -24,17 +21,11 @@ from handlers.kinds import build_registry
 from storage.repository import Repository
 from storage.schemas import RequestCreate, TaskCreate
 from storage.tables import ActionState, TaskStatus
-from tests.bot.actions.smtp_support import SmtpServer, smtp_server
+from tests.bot.actions.smtp_support import SmtpServer
 
 ROOT = Path(__file__).resolve().parents[3]
 DRAFT = "Subject: Shipment delayed\n\nHi Dana,\n\nthe shipment arrives on Friday.\n\nAna"
 ANA = "U0ANA"
-
-
-@pytest.fixture
-def server() -> Iterator[SmtpServer]:
-    with smtp_server() as running:
-        yield running
 
 
 async def approved_email(repo: Repository, registry: ActionRegistry) -> int:

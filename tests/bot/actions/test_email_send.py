@@ -5,7 +5,6 @@ the server's reason."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,12 +71,6 @@ class Commits:
 
 async def not_reached() -> None:
     raise AssertionError("commit() must not be reached")
-
-
-@pytest.fixture
-def server() -> Iterator[SmtpServer]:
-    with smtp_server() as running:
-        yield running
 
 
 @pytest.fixture

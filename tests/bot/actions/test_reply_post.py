@@ -1,6 +1,7 @@
 """reply.post against the fake Slack platform (the real Slack adapter and slack_sdk): the
 approved reply lands once in the thread it answers, as the bot, naming the person it is
-posted for; a post Slack may or may not have applied is looked up instead of repeated."""
+posted for; a post Slack may or may not have applied is looked up instead of repeated.
+(The app routes no messages here: the parser is a fixed one, no classifier is trained.)"""
 
 from __future__ import annotations
 
@@ -16,28 +17,15 @@ from bot.adapters.base import Services
 from bot.adapters.slack import SlackAdapter
 from bot.app import App, build_app
 from bot.config import Settings
-from bot.types import Target
-from models.intents.spec import KindTraits, TaskSpec
+from bot.types import Action, ActionEvent, Target
+from storage.schemas import RequestCreate, TaskCreate
+from storage.tables import TaskStatus
+from tests.bot.actions.actions_support import FixedParser
 from tests.fakes.slack_api import FakeSlack
 
 CHANNEL = "C0GENERAL"
 ANA = "U0ANA"
 REPLY = "Thanks Ben, Friday works for us. I'll confirm the slot tomorrow."
-
-
-class NoRequests:
-    """The classifier's place in the app: these tests route no messages (and training the
-    real one takes minutes on a busy machine)."""
-
-    def parse(
-        self,
-        text: str,
-        *,
-        now_iso: str | None = None,
-        timezone: str = "UTC",
-        traits: KindTraits | None = None,
-    ) -> list[TaskSpec]:
-        return []
 
 
 @dataclass
@@ -58,7 +46,7 @@ async def slack(settings: Settings) -> AsyncIterator[Slack]:
             }
         )
         adapter = SlackAdapter(config, host="127.0.0.1", port=0, min_edit_interval=0.0)
-        app = await build_app(config, parser=NoRequests(), adapters=[adapter], with_worker=False)
+        app = await build_app(config, parser=FixedParser([]), adapters=[adapter], with_worker=False)
         await adapter.start(Services(router=app.router, repo=app.repo, notify=app.notify))
         try:
             yield Slack(app, adapter, fake)
@@ -107,6 +95,51 @@ async def test_the_reply_is_posted_in_its_thread_as_the_bot_with_attribution(
     assert commits.posts_before == [0]
     assert outcome.summary == "Posted the reply in the thread."
     assert outcome.detail["thread"] == root.ts
+
+
+async def test_approved_in_the_app_the_reply_goes_into_the_requests_thread_once(
+    slack: Slack,
+) -> None:
+    root = slack.fake.seed_thread(CHANNEL, "Can we move the delivery?", [("U0BEN", "Friday?")])
+    runner = slack.app.actions
+    assert runner is not None and "reply.post" in runner.performers.kinds
+    created = await slack.app.repo.create_request(
+        request=RequestCreate(
+            platform="slack",
+            tenant=slack.fake.team_id,
+            channel=CHANNEL,
+            thread=root.ts,
+            user=ANA,
+            text="draft a reply saying Friday works and post it",
+            event_id="Ev-reply",
+            context={"user_name": "ana"},
+        ),
+        tasks=[
+            TaskCreate(kind="reply.draft", status=TaskStatus.succeeded, result=REPLY),
+            TaskCreate(kind="reply.post", depends_on=(0,)),
+        ],
+    )
+    post = created.tasks[1].id or 0
+    await runner.tick()
+    assert slack.fake.calls_to("chat.postMessage") == []  # nothing before approval
+    press = ActionEvent(
+        platform="slack",
+        tenant=slack.fake.team_id,
+        channel=CHANNEL,
+        user=ANA,
+        action=Action.approve,
+        task_id=post,
+        event_id="press-approve",
+    )
+    assert "Approved" in (await slack.app.router.handle_action(press)).text
+    for _ in range(3):
+        await runner.tick()
+
+    (posted,) = slack.fake.bot_messages(CHANNEL)
+    assert posted.thread_ts == root.ts and posted.is_reply
+    assert posted.text == f"{REPLY}\n\n— on behalf of @ana"
+    done = await slack.app.repo.get_task(post)
+    assert done is not None and done.status == TaskStatus.succeeded
 
 
 async def test_a_private_request_still_answers_in_the_open_thread(slack: Slack) -> None:

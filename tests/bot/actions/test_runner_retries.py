@@ -1,5 +1,6 @@
-"""The action runner's failures: transient ones retried with exponential backoff up to a
-bounded number of attempts, permanent ones failing the task with the reason shown."""
+"""The action runner's failures: transient ones (and exceptions while preparing) retried
+with exponential backoff up to a bounded number of attempts, permanent ones failing the
+task with the reason shown."""
 
 from __future__ import annotations
 
@@ -76,3 +77,41 @@ async def test_a_permanent_failure_fails_the_task_with_its_reason_shown(repo: Re
     assert len(performer.contexts) == 1
     [entry] = [a for a in await repo.audit_entries() if a.action == "action.failed"]
     assert entry.detail["permanent"] is True and entry.subject == f"task:{task.id}"
+
+
+async def test_an_exception_while_preparing_is_retried_with_backoff_then_fails_the_task(
+    repo: Repository,
+) -> None:
+    errors: list[Exception] = [ConnectionError("address book down") for _ in range(5)]
+    performer = FakePerformer(prepare_errors=errors)
+    runner = runner_for(repo, performer, backoff_seconds=30.0, max_attempts=3)
+    task = await drafted_action(repo)
+    await runner.tick()
+    run = await repo.action_run(task.id or 0)
+    assert run is not None and run.state == ActionState.new and run.attempts == 1
+    await runner.tick()  # the backoff (30 s) has not passed: not prepared again
+    assert performer.prepared == 1
+    for minutes in range(1, 6):
+        with time_machine.travel(utcnow() + timedelta(minutes=minutes), tick=True):
+            await runner.tick()
+    assert performer.prepared == 3  # bounded: max_attempts, not forever
+    failed = await repo.get_task(task.id or 0)
+    assert failed is not None and failed.status == TaskStatus.failed
+    view = render_request([failed], "en", now=utcnow(), kinds=kinds_with())
+    assert "could not be carried out: preparing it failed (ConnectionError)" in view.text
+    assert "address book down" not in view.text  # no internals in the chat
+    delays = [a.detail["delay"] for a in await repo.audit_entries() if a.action == "action.retry"]
+    assert delays == [30.0, 60.0]
+    assert performer.performed == []
+
+
+async def test_a_prepare_that_fails_once_then_works_asks_for_approval(repo: Repository) -> None:
+    performer = FakePerformer(prepare_errors=[RuntimeError("blip")])
+    runner = runner_for(repo, performer, backoff_seconds=0.001)
+    task = await drafted_action(repo)
+    await runner.tick()
+    with time_machine.travel(utcnow() + timedelta(seconds=1), tick=True):
+        await runner.tick()
+    waiting = await repo.get_task(task.id or 0)
+    assert waiting is not None and waiting.status == TaskStatus.awaiting_approval
+    assert performer.prepared == 2
