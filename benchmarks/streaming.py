@@ -19,6 +19,7 @@ bot/adapters/base.py) gets its streaming row marked "adapter does not stream".
 
     python benchmarks/streaming.py                  # 8 requests per platform and mode
     python benchmarks/streaming.py -n 20 --poll 0.1 --platforms slack
+    python benchmarks/streaming.py --gap 0       # requests back to back in one chat
 """
 
 from __future__ import annotations
@@ -275,7 +276,14 @@ async def one_request(
 
 
 async def measure(
-    name: str, stream: bool, n: int, poll: float, model: Path, generator: HFGenerator, tmp: Path
+    name: str,
+    stream: bool,
+    n: int,
+    poll: float,
+    model: Path,
+    generator: HFGenerator,
+    tmp: Path,
+    gap: float = 1.0,
 ) -> Row:
     """One platform in one mode: a fresh database, ``n`` requests."""
     mode = "stream" if stream else "edit"
@@ -302,6 +310,8 @@ async def measure(
             )
             deliverer = Deliverer(repo, {name: platform.adapter}, kinds, stream=stream)
             for i in range(n):
+                if i:
+                    await asyncio.sleep(gap)  # the person reads the result, then asks again
                 measured = await one_request(i, platform, repo, worker, deliverer, poll)
                 if measured is not None and measured[0] == measured[0]:  # not NaN
                     row.first_words.append(measured[0])
@@ -321,11 +331,19 @@ async def main(argv: Sequence[str] | None = None) -> None:
         "--poll", type=float, default=0.2, help="delivery job interval (ATOMBOT_POLL_SECONDS)"
     )
     parser.add_argument("--platforms", nargs="+", default=["slack", "telegram"])
+    parser.add_argument(
+        "--gap",
+        type=float,
+        default=1.0,
+        help="seconds between a result and the next request in the same chat (0: back to"
+        " back, where Telegram's 1 message/s per chat holds the next first words back)",
+    )
     args = parser.parse_args(argv)
     print(f"machine: {describe()}")
     print(
         f"tiny model on CPU, 1 torch thread; delivery every {args.poll}s;"
-        f" partials every 0.5s and 64 tokens (the first at once)"
+        f" partials every 0.5s and 64 tokens (the first word at once);"
+        f" {args.gap}s between a result and the next request"
     )
     import torch
 
@@ -339,7 +357,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
             for name in args.platforms:
                 for stream in (True, False):
                     row = await measure(
-                        name, stream, args.requests, args.poll, model, generator, tmp
+                        name, stream, args.requests, args.poll, model, generator, tmp, args.gap
                     )
                     print(row.line(), flush=True)
         finally:

@@ -51,6 +51,9 @@ class Scheduler:
     def __init__(self, timezone: str = "UTC", *, leader: Leader | None = None) -> None:
         self._scheduler = AsyncIOScheduler(timezone=ZoneInfo(timezone))
         self._running: set[asyncio.Task[Any]] = set()
+        #: Jobs running now, and those woken (``run_soon``) meanwhile: they run once more.
+        self._busy: set[str] = set()
+        self._again: set[str] = set()
         self.leader = leader
         self._outage = OutageLog(log, "scheduler")
         _quiet_overlap_warnings()
@@ -85,6 +88,11 @@ class Scheduler:
     def run_soon(self, job_id: str) -> None:
         """Bring an interval job's next run forward to now (no-op if it is not scheduled;
         a run already going on is not doubled: the job runs once more after it)."""
+        if job_id in self._busy:
+            # APScheduler would skip a run due while one is going on (max_instances=1) and
+            # the wake-up would wait for the next interval: run again when this one ends.
+            self._again.add(job_id)
+            return
         job = self._scheduler.get_job(job_id) if self._scheduler.running else None
         if job is not None:
             job.modify(next_run_time=datetime.now(ZoneInfo("UTC")))
@@ -121,6 +129,7 @@ class Scheduler:
             current = asyncio.current_task()
             if current is not None:
                 self._running.add(current)
+            self._busy.add(job_id)
             try:
                 if self.leader is None or await self.leader.confirm():
                     await job()
@@ -131,8 +140,13 @@ class Scheduler:
                 else:
                     report(exc, where=f"scheduled job {job_id}")
             finally:
+                self._busy.discard(job_id)
                 if current is not None:
                     self._running.discard(current)
+                if job_id in self._again:
+                    self._again.discard(job_id)
+                    if current is not None:  # once APScheduler counts this run as over
+                        current.add_done_callback(lambda _: self.run_soon(job_id))
 
         return run
 

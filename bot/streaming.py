@@ -12,18 +12,20 @@ next, so a restart resumes where the last process stopped:
   here leaves the start in doubt: the stream is given up for the edit path, which looks
   for a message with that client id before posting (:mod:`bot.posting`).
 - **open** (``stream_id`` set): ``stream_append`` with the plan and the text so far, at most
-  every ``min_stream_interval`` seconds per message. After each call ``streamed`` records
-  what the stream shows (characters, a digest of them, each task's status), so a restart
-  appends only what is missing.
+  every ``min_stream_interval`` seconds per message, except the first words, which go out at
+  once (a stream usually opens empty, or with a stray mark, before the first word). After each
+  call ``streamed`` records what the stream shows (characters, a digest of them, each task's
+  status), so a restart appends only what is missing.
 - **stopping** (``open``, ``posting`` set): the intent to stop is committed, then
   ``stream_stop`` with the final view (buttons included). The platform keeps that call
   idempotent, so a restart in doubt simply repeats it with the same client id.
 - **closed**: ``message_id`` is the message that holds the result; follow-up parts, vote
   tallies and later edits go the usual way.
 - **fallback**: the platform refused the stream (:class:`~bot.adapters.base.StreamUnavailable`)
-  or its text would not just grow (a task retried after showing text): the message the
-  stream left (or a new post) is edited from then on, as without streaming. Nothing is lost:
-  the edit path renders from the tasks, not from what the stream showed.
+  or its text would not just grow (a task retried after showing text wrote other words; while
+  the retry's text is still shorter than what the stream shows, the stream waits): the
+  message the stream left (or a new post) is edited from then on, as without streaming.
+  Nothing is lost: the edit path renders from the tasks, not from what the stream showed.
 
 The streamed text is the tasks' text in task order: the results of finished tasks, then the
 partial text of the first unfinished one (later tasks wait their turn), so it only grows.
@@ -97,6 +99,10 @@ def stream_text(tasks: Sequence[Task], kinds: KindRegistry) -> str:
     return TASK_SEPARATOR.join(p for p in parts if p)
 
 
+def _has_word(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -116,6 +122,17 @@ def grows_from(streamed: dict[str, Any], text: str) -> bool:
     if chars == 0:
         return True
     return len(text) >= chars and _digest(text[:chars]) == streamed.get("digest")
+
+
+def catching_up(streamed: dict[str, Any], text: str, plan: Sequence[PlanItem]) -> bool:
+    """Whether the stream should wait, showing what it shows: its text is shorter than that
+    because a retry (the worker died) is writing it again, and no task it showed has failed
+    or been cancelled. Once past what the stream shows, the words are compared: the same
+    (a deterministic model) and the stream goes on, else it ends for edits."""
+    if len(text) >= int(streamed.get("chars", 0)):
+        return False
+    gone = (PlanStatus.failed, PlanStatus.cancelled)
+    return not any(item.status in gone for item in changed_items(streamed, plan))
 
 
 def changed_items(streamed: dict[str, Any], plan: Sequence[PlanItem]) -> tuple[PlanItem, ...]:
@@ -232,6 +249,8 @@ class Streams:
             await self._stop(delivery, adapter, target, view, key, now)
             return False
         streamed = dict(delivery.streamed or {})
+        if catching_up(streamed, text, plan):
+            return True
         if not grows_from(streamed, text):
             log.info("delivery %s: the text changed under the stream; editing instead", delivery.id)
             await self._stop(delivery, adapter, target, view, key, now, state=FALLBACK)
@@ -242,7 +261,10 @@ class Streams:
             return True
         last = delivery.last_edit_at or delivery.stream_since
         wait = timedelta(seconds=adapter.min_stream_interval)
-        if last is not None and now - last < wait:
+        # The first words go out at once, even right after the (empty) start: pacing is for
+        # the appends that follow them (the platform's own limiter still paces every call).
+        first_words = bool(delta) and not _has_word(text[: int(streamed.get("chars", 0))])
+        if last is not None and now - last < wait and not first_words:
             delivery.next_attempt_at = last + wait
             await self.repo.save_delivery(delivery)
             return True

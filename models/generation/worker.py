@@ -56,6 +56,8 @@ class PartialThrottle:
     tokens: int = 64
     _stored_tokens: int | None = None
     _stored_at: float = 0.0
+    #: Whether a stored partial held a word yet (a letter, digit or CJK character).
+    _worded: bool = False
 
     def due(self, tokens: int, text: str, now: float) -> bool:
         """Whether a partial of ``tokens`` tokens (``text``) should be stored at ``now``."""
@@ -63,14 +65,23 @@ class PartialThrottle:
             return False
         if self._stored_tokens is None:
             return True
+        if not self._worded and tokens > self._stored_tokens and has_word(text):
+            return True  # the first partial held only punctuation: the first word at once
         return (
             tokens - self._stored_tokens >= self.tokens and now - self._stored_at >= self.interval
         )
 
-    def stored(self, tokens: int, now: float) -> None:
-        """Record that a partial of ``tokens`` tokens was stored at ``now``."""
+    def stored(self, tokens: int, now: float, text: str | None = None) -> None:
+        """Record that a partial of ``tokens`` tokens (``text``; not given: one with words)
+        was stored at ``now``."""
         self._stored_tokens = tokens
         self._stored_at = now
+        self._worded = self._worded or text is None or has_word(text)
+
+
+def has_word(text: str) -> bool:
+    """Whether ``text`` holds a word character (a letter, digit or CJK character)."""
+    return any(ch.isalnum() for ch in text)
 
 
 @dataclass
@@ -351,7 +362,7 @@ class Worker:
                         text=text,
                         progress=tokens / state.max_tokens,
                     )
-                    state.throttle.stored(tokens, now)
+                    state.throttle.stored(tokens, now, text)
                     if held:
                         self._stored()
                 else:

@@ -288,21 +288,27 @@ async def test_text_that_does_not_just_grow_ends_the_stream_and_edits_continue(
     assert message == "msg-s1" and "Another try, finished." in final.text
 
 
-async def test_stream_calls_are_paced_but_the_final_view_is_never_held_back(
+async def test_stream_calls_are_paced_but_first_words_and_the_final_view_are_never_held_back(
     repo: Repository,
 ) -> None:
     platform = StreamingPlatform(min_stream_interval=3600.0)
     deliverer = Deliverer(repo, {"fake": platform})
     [task] = await a_request(repo)
-    await deliverer.tick()
+    await deliverer.tick()  # the stream opens empty while the task waits
     await repo.claim(worker_id="w", limit=1, lease_seconds=30)
-    await repo.set_partial(task_id=task, worker_id="w", text="Early", progress=0.2)
+    await repo.set_partial(task_id=task, worker_id="w", text="—", progress=0.1)
     await deliverer.tick()
-    assert platform.kinds() == ["start"]
+    assert platform.kinds() == ["start", "append"]
+    await repo.set_partial(task_id=task, worker_id="w", text="— Early", progress=0.2)
+    await deliverer.tick()
+    assert platform.kinds() == ["start", "append", "append"], "the first word goes out at once"
+    await repo.set_partial(task_id=task, worker_id="w", text="— Early words", progress=0.4)
+    await deliverer.tick()
+    assert platform.kinds() == ["start", "append", "append"], "later words wait their turn"
     assert (await delivery(repo)).next_attempt_at is not None
-    await repo.complete(task_id=task, worker_id="w", result="Early and done.")
+    await repo.complete(task_id=task, worker_id="w", result="— Early words and done.")
     await deliverer.tick()
-    assert platform.kinds() == ["start", "stop"]
+    assert platform.kinds() == ["start", "append", "append", "stop"]
 
 
 async def test_with_streaming_off_the_edit_path_shows_the_first_words(repo: Repository) -> None:
@@ -349,3 +355,29 @@ async def test_a_refused_stop_is_retried_and_the_result_still_arrives_once(
     await deliverer.tick()
     assert platform.kinds() == ["start", "stop"]
     assert (await delivery(repo)).done
+
+
+async def test_a_retry_writing_the_same_words_again_resumes_the_stream_where_it_was(
+    repo: Repository,
+) -> None:
+    platform = StreamingPlatform()
+    deliverer = Deliverer(repo, {"fake": platform})
+    [task] = await a_request(repo)
+    await deliverer.tick()
+    await repo.claim(worker_id="w", limit=1, lease_seconds=30)
+    await repo.set_partial(task_id=task, worker_id="w", text="Hello world", progress=0.4)
+    await deliverer.tick()
+    # The worker died; the retry (a deterministic model) writes the same words again.
+    await repo.fail(task_id=task, worker_id="w", error="worker_lost", backoff_seconds=0)
+    await deliverer.tick()
+    await repo.claim(worker_id="w2", limit=1, lease_seconds=30)
+    await repo.set_partial(task_id=task, worker_id="w2", text="Hello", progress=0.2)
+    await deliverer.tick()
+    assert platform.kinds() == ["start", "append"], "the stream waits for the retry"
+    await repo.set_partial(task_id=task, worker_id="w2", text="Hello world, Dana", progress=0.6)
+    await deliverer.tick()
+    await repo.complete(task_id=task, worker_id="w2", result="Hello world, Dana.")
+    await deliverer.tick()
+    assert platform.kinds() == ["start", "append", "append", "stop"]
+    assert [u.delta for u in updates(platform)] == ["", "Hello world", ", Dana"]
+    assert (await delivery(repo)).stream_state == CLOSED
