@@ -256,7 +256,7 @@ def build_generator(settings: Settings) -> Generator:
 def default_adapters(settings: Settings) -> list[ChatAdapter]:
     """Slack and/or Telegram when their tokens are set, else the console."""
     adapters: list[ChatAdapter] = []
-    if settings.slack_bot_token:
+    if settings.slack_enabled:
         from bot.adapters.slack import SlackAdapter
 
         adapters.append(SlackAdapter(settings))

@@ -46,6 +46,21 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
     slack_command: str = Field(default="/atom", validation_alias="SLACK_COMMAND")
     slack_private_results: bool = Field(default=False, validation_alias="SLACK_PRIVATE_RESULTS")
+    # Many workspaces (HTTP mode): with the app's client id and secret, workspaces install
+    # atombot through Slack's OAuth flow (GET SLACK_INSTALL_PATH, then SLACK_REDIRECT_URI_PATH)
+    # and each one's bot token is kept in atombot's database; SLACK_BOT_TOKEN is then unused.
+    slack_client_id: str | None = Field(default=None, validation_alias="SLACK_CLIENT_ID")
+    slack_client_secret: str | None = Field(default=None, validation_alias="SLACK_CLIENT_SECRET")
+    #: Bot scopes asked at install, comma separated (empty: those of the app manifest).
+    slack_scopes: str = Field(default="", validation_alias="SLACK_SCOPES")
+    slack_install_path: str = Field(default="/slack/install", validation_alias="SLACK_INSTALL_PATH")
+    slack_redirect_uri_path: str = Field(
+        default="/slack/oauth_redirect", validation_alias="SLACK_REDIRECT_URI_PATH"
+    )
+    #: The full redirect URL registered with the app (None: the one Slack has on file).
+    slack_redirect_uri: str | None = Field(default=None, validation_alias="SLACK_REDIRECT_URI")
+    #: On uninstall (or revoked tokens), delete everything held for that workspace too.
+    uninstall_purge: bool = Field(default=False, validation_alias="ATOMBOT_UNINSTALL_PURGE")
 
     telegram_bot_token: str | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")
     telegram_api_url: str = Field(
@@ -130,6 +145,16 @@ class Settings(BaseSettings):
         if value.strip() and len(value.split()) != 5:
             raise ValueError("five fields are needed: minute hour day month weekday")
         return value.strip()
+
+    @property
+    def slack_oauth(self) -> bool:
+        """Whether Slack runs for many workspaces (OAuth installs: client id and secret set)."""
+        return bool(self.slack_client_id and self.slack_client_secret)
+
+    @property
+    def slack_enabled(self) -> bool:
+        """Whether the Slack adapter runs (a bot token, or OAuth installs)."""
+        return bool(self.slack_bot_token) or self.slack_oauth
 
     def resolved_database_url(self) -> str:
         """``DATABASE_URL``, or the embedded SQLite file in the data directory."""

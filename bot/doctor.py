@@ -109,6 +109,8 @@ class Doctor:
     async def slack(self) -> list[Finding]:
         """The bot token, its scopes against the manifest, and the mode's secret or token."""
         s = self.settings
+        if s.slack_oauth:
+            return self._slack_oauth()
         if not s.slack_bot_token:
             return [self._found("slack", "skip", "doctor.slack.off")]
         from bot.adapters.slack.checks import check_app_token, check_token
@@ -163,6 +165,23 @@ class Doctor:
                 )
                 if missing
                 else self._found("slack.scopes", "ok", "doctor.slack.scopes_ok"),
+            )
+        return findings
+
+    def _slack_oauth(self) -> list[Finding]:
+        """Many workspaces (OAuth installs): HTTP mode with the signing secret; each
+        workspace's token is checked by Slack at install, not here."""
+        s = self.settings
+        if s.slack_app_token:
+            return [self._found("slack.oauth", "fail", "doctor.slack.oauth_socket")]
+        findings = [
+            self._found("slack.oauth", "ok", "doctor.slack.oauth_ok", path=s.slack_install_path)
+        ]
+        if s.slack_signing_secret:
+            findings.append(self._found("slack.signing_secret", "ok", "doctor.slack.signing_ok"))
+        else:
+            findings.append(
+                self._found("slack.signing_secret", "fail", "doctor.slack.signing_missing")
             )
         return findings
 
@@ -281,7 +300,7 @@ class Doctor:
         """The ports the configured modes would listen on are free."""
         s = self.settings
         wanted: list[tuple[str, str, int, str]] = []
-        if s.slack_bot_token and not s.slack_app_token:
+        if s.slack_enabled and not s.slack_app_token:
             port = self.slack_port if self.slack_port is not None else SLACK_DEFAULT_PORT
             wanted.append(("doctor.port.slack", "0.0.0.0", port, "atombot run --slack-port"))
         if s.telegram_bot_token and s.telegram_webhook_url:

@@ -18,6 +18,7 @@ from storage.repo.retention import Removal, Retention
 from storage.repo.schedules import Schedules
 from storage.repo.stats import TaskStats
 from storage.repo.tasks import TaskReads
+from storage.repo.tenants import TenantRemoval
 
 __all__ = ["ACTIVE_STATUSES", "CreatedRequest", "Removal", "RepoBase", "Repository", "Tally"]
 
@@ -35,6 +36,7 @@ class Repository(
     Leadership,
     TaskStats,
     AuditLog,
+    TenantRemoval,
     Retention,
     ActionRuns,
 ):

@@ -392,3 +392,7 @@ class ActionRun(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+# slack_sdk's installation and OAuth state tables share this metadata (migrations, schema check).
+import storage.slack_tables  # noqa: E402, F401

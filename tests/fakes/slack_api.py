@@ -12,6 +12,12 @@ what real Slack would reject:
 * per-method rate limits by tier, per minute, answered with HTTP 429, `Retry-After` and
   `{"ok": false, "error": "ratelimited"}`;
 * `response_url` (5 uses within 30 minutes) and `trigger_id` (once, within 3 s).
+* many workspaces: `add_team` adds one, Slack's consent page (``GET /oauth/v2/authorize``,
+  the workspace picked by its ``team`` parameter) redirects with a code, `oauth.v2.access`
+  (client id and secret) exchanges it for a new bot token of that team, and `auth.test`
+  answers for each token with its own team. A channel or user added with a ``team_id``
+  exists only for that team's tokens (`channel_not_found` / `user_not_found` for another).
+  `uninstall(team)` revokes the team's tokens (`token_revoked`).
 * chat streaming (`chat.startStream` / `chat.appendStream` / `chat.stopStream`): a stream is
   a reply in a thread (`thread_ts`), into a channel only with `recipient_user_id` and
   `recipient_team_id` (`missing_recipient_*`), at most 12,000 characters of markdown per
@@ -64,7 +70,7 @@ from bot.adapters.slack.manifest import BOT_SCOPES
 
 JSONDict = dict[str, Any]
 Clock = Callable[[], float]
-TokenKind = Literal["bot", "app"]
+TokenKind = Literal["bot", "app", "client"]
 
 MAX_POST_TEXT = 40_000
 MAX_UPDATE_TEXT = 4_000
@@ -281,6 +287,19 @@ class User:
             "deleted": False,
             "profile": {"real_name": self.real_name, "display_name": self.name},
         }
+
+
+@dataclass
+class Team:
+    """A workspace that installed the app by OAuth (besides the fake's default one)."""
+
+    id: str
+    domain: str
+    bot_user_id: str
+    bot_id: str
+    tokens: list[str] = field(default_factory=list)
+    #: What each install asked for (``scope`` of the consent page), newest last.
+    scopes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -754,6 +773,21 @@ class FakeSlack:
         self.response_urls: dict[str, ResponseUrl] = {}
         self.response_url_posts: list[ResponseUrlPost] = []
         self.socket_connections: list[SocketConnection] = []
+        #: OAuth: the app's credentials, its workspaces, and which token belongs to which.
+        self.client_id = "1111.2222"
+        self.client_secret = "fake-client-secret"
+        self.teams: dict[str, Team] = {}
+        self.token_teams: dict[str, str] = {}
+        self.revoked_tokens: set[str] = set()
+        self.channel_teams: dict[str, str] = {}
+        self.user_teams: dict[str, str] = {}
+        self._codes: dict[str, tuple[str, str, str | None]] = {}
+        #: The team of the token of the Web API call being handled (None: between calls, or
+        #: the default workspace's token); ``_calling`` while a bot-token call is handled.
+        self._caller_team: str | None = None
+        self._calling = False
+        #: The redirect URL registered with the app (used when the consent page gets none).
+        self.redirect_url: str | None = None
 
         self._signer = SignatureVerifier(signing_secret)
         self._last_ts_micros = 0
@@ -784,6 +818,7 @@ class FakeSlack:
             "views.open": (self._views_open, "bot"),
             "views.publish": (self._views_publish, "bot"),
             "auth.test": (self._auth_test, "bot"),
+            "oauth.v2.access": (self._oauth_v2_access, "client"),
             "users.info": (self._users_info, "bot"),
             "apps.connections.open": (self._apps_connections_open, "app"),
         }
@@ -806,6 +841,7 @@ class FakeSlack:
         """Serve on 127.0.0.1 with a free port."""
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_get("/oauth/v2/authorize", self._handle_authorize)
         app.router.add_post("/response-url/{rid}", self._handle_response_url)
         app.router.add_get("/socket-mode/{ticket}", self._handle_socket)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -841,8 +877,13 @@ class FakeSlack:
 
     # --- workspace state: seeding and inspection ---------------------------------------
 
-    def add_channel(self, channel_id: str, name: str | None = None) -> Channel:
-        """Create (or return) a channel; ids starting with D are the bot's DMs."""
+    def add_channel(
+        self, channel_id: str, name: str | None = None, *, team_id: str | None = None
+    ) -> Channel:
+        """Create (or return) a channel; ids starting with D are the bot's DMs. With
+        ``team_id`` only that workspace's tokens see it."""
+        if team_id is not None:
+            self.channel_teams[channel_id] = team_id
         if channel_id not in self.channels:
             self.channels[channel_id] = Channel(
                 id=channel_id,
@@ -858,8 +899,11 @@ class FakeSlack:
         *,
         real_name: str | None = None,
         tz: str = "Europe/Berlin",
+        team_id: str | None = None,
     ) -> User:
-        """Create (or return) a workspace member."""
+        """Create (or return) a workspace member (of ``team_id`` only, when given)."""
+        if team_id is not None:
+            self.user_teams[user_id] = team_id
         if user_id not in self.users:
             handle = name or user_id.lower()
             self.users[user_id] = User(
@@ -1050,8 +1094,14 @@ class FakeSlack:
         return str(token) if token is not None else None
 
     def _check_token(self, token: str | None, kind: TokenKind) -> None:
+        if kind == "client":
+            return  # oauth.v2.access checks the app's client id and secret itself
         if not token:
             raise SlackApiFailure("not_authed")
+        if token in self.revoked_tokens:
+            raise SlackApiFailure("token_revoked")
+        if kind == "bot" and token in self.token_teams:
+            return
         expected = self.bot_token if kind == "bot" else self.app_token
         other = self.app_token if kind == "bot" else self.bot_token
         if token == other:
@@ -1072,7 +1122,11 @@ class FakeSlack:
             if method not in self._methods:
                 raise SlackApiFailure("unknown_method", status=404)
             handler, kind = self._methods[method]
+            if kind == "client":
+                args.update(self._client_credentials(request))
             self._check_token(token, kind)
+            self._caller_team = self.token_teams.get(token or "") if kind == "bot" else None
+            self._calling = kind == "bot"
             if kind == "bot":
                 headers["x-oauth-scopes"] = ",".join(self.scopes)
             retry_after = self._rate_limited(method, args, now)
@@ -1082,7 +1136,10 @@ class FakeSlack:
             forced = self._forced_errors.get(method)
             if forced:
                 raise SlackApiFailure(forced.popleft())
-            body = handler(args)
+            try:
+                body = handler(args)
+            finally:
+                self._caller_team, self._calling = None, False
             after = self._fail_after_apply.get(method)
             if after:
                 raise SlackApiFailure(after.popleft(), status=500)
@@ -1104,7 +1161,11 @@ class FakeSlack:
         if not isinstance(channel_id, str) or not channel_id:
             raise SlackApiFailure("channel_not_found")
         if channel_id.startswith(("U", "W")):
+            self._visible_user(channel_id)
             channel_id = self.dm_channel_id(channel_id)
+        owner = self.channel_teams.get(channel_id)
+        if self._calling and owner is not None and owner != (self._caller_team or self.team_id):
+            raise SlackApiFailure("channel_not_found")
         if channel_id.startswith("#"):
             for channel in self.channels.values():
                 if channel.name == channel_id[1:]:
@@ -1173,7 +1234,7 @@ class FakeSlack:
         message = self._store(
             str(args.get("channel", "")),
             text=text,
-            user=self.bot_user_id,
+            user=self.bot_user_of(self._caller_team),
             blocks=blocks,
             thread_ts=str(thread_ts) if thread_ts else None,
             from_bot=True,
@@ -1302,7 +1363,7 @@ class FakeSlack:
         message = self._store(
             channel.id,
             text="",
-            user=self.bot_user_id,
+            user=self.bot_user_of(self._caller_team),
             blocks=[],
             thread_ts=str(thread_ts),
             from_bot=True,
@@ -1441,6 +1502,7 @@ class FakeSlack:
         user_id = args.get("user_id")
         if not isinstance(user_id, str) or not user_id:
             raise SlackApiFailure("invalid_arguments")
+        self._visible_user(user_id)
         view = args.get("view")
         errors = validate_view(view)
         if isinstance(view, dict) and view.get("type") != "home":
@@ -1453,6 +1515,18 @@ class FakeSlack:
         return {"ok": True, "view": stored}
 
     def _auth_test(self, args: JSONDict) -> JSONDict:
+        team = self.teams.get(self._caller_team or "")
+        if team is not None:
+            return {
+                "ok": True,
+                "url": f"https://{team.domain}.slack.com/",
+                "team": team.domain,
+                "user": "atombot",
+                "team_id": team.id,
+                "user_id": team.bot_user_id,
+                "bot_id": team.bot_id,
+                "is_enterprise_install": False,
+            }
         return {
             "ok": True,
             "url": f"https://{self.team_domain}.slack.com/",
@@ -1464,12 +1538,19 @@ class FakeSlack:
             "is_enterprise_install": False,
         }
 
+    def _visible_user(self, user_id: str) -> None:
+        owner = self.user_teams.get(user_id)
+        if self._calling and owner is not None and owner != (self._caller_team or self.team_id):
+            raise SlackApiFailure("user_not_found")
+
     def _users_info(self, args: JSONDict) -> JSONDict:
         user = self.users.get(str(args.get("user", "")))
         if user is None:
             raise SlackApiFailure("user_not_found")
+        self._visible_user(user.id)
         locale = _as_bool(args.get("include_locale", False))
-        return {"ok": True, "user": user.to_api(self.team_id, include_locale=locale)}
+        team = self._caller_team or self.team_id
+        return {"ok": True, "user": user.to_api(team, include_locale=locale)}
 
     def _apps_connections_open(self, args: JSONDict) -> JSONDict:
         ticket = uuid.uuid4().hex
@@ -1575,6 +1656,108 @@ class FakeSlack:
             raise SlackApiFailure("msg_too_long", status=400)
         self.ephemerals[index] = replace(self.ephemerals[index], text=text, blocks=blocks)
 
+    # --- OAuth installs (many workspaces) ---------------------------------------------------
+
+    def add_team(self, team_id: str, *, domain: str | None = None) -> Team:
+        """A workspace that can install the app through the consent page (its own bot user)."""
+        if team_id not in self.teams:
+            suffix = team_id.removeprefix("T")
+            self.teams[team_id] = Team(
+                id=team_id,
+                domain=domain or f"{team_id.lower()}-workspace",
+                bot_user_id=f"U0BOT{suffix}",
+                bot_id=f"B0BOT{suffix}",
+            )
+        return self.teams[team_id]
+
+    def bot_user_of(self, team_id: str | None) -> str:
+        """The bot's user id in ``team_id`` (the default one for the default workspace)."""
+        team = self.teams.get(team_id or "")
+        return team.bot_user_id if team is not None else self.bot_user_id
+
+    def live_tokens(self, team_id: str) -> list[str]:
+        """The bot tokens of ``team_id`` that still work, oldest first."""
+        return [x for x in self.teams[team_id].tokens if x not in self.revoked_tokens]
+
+    def uninstall(self, team_id: str) -> JSONDict:
+        """The workspace removes the app: every token of it is revoked; returns the
+        ``app_uninstalled`` event Slack then sends (wrap it with ``signed_event``)."""
+        for token in self.teams[team_id].tokens:
+            self.revoked_tokens.add(token)
+        return {"type": "app_uninstalled", "event_ts": self._next_ts()}
+
+    def tokens_revoked(
+        self, team_id: str, *, bot: bool = True, users: Sequence[str] = ()
+    ) -> JSONDict:
+        """A ``tokens_revoked`` event (the bot token revoked too when ``bot``)."""
+        if bot:
+            for token in self.teams[team_id].tokens:
+                self.revoked_tokens.add(token)
+        return {
+            "type": "tokens_revoked",
+            "tokens": {
+                "oauth": list(users),
+                "bot": [self.bot_user_of(team_id)] if bot else [],
+            },
+            "event_ts": self._next_ts(),
+        }
+
+    async def _handle_authorize(self, request: web.Request) -> web.Response:
+        """Slack's consent page, approved at once: the ``team`` parameter names the workspace
+        (as picking one on the page would), ``user`` the installer. Redirects to the
+        ``redirect_uri`` given (or ``redirect_url``, the app's registered one) with a code
+        and the state unchanged."""
+        query = request.query
+        if query.get("client_id") != self.client_id:
+            return web.Response(status=400, text="invalid_client_id")
+        team = self.teams.get(query.get("team", ""))
+        if team is None:
+            return web.Response(status=400, text="unknown team")
+        target = query.get("redirect_uri") or self.redirect_url
+        if not target:
+            return web.Response(status=400, text="no redirect_uri")
+        code = f"code-{uuid.uuid4().hex}"
+        self._codes[code] = (team.id, query.get("user", "U0ADMIN"), query.get("redirect_uri"))
+        team.scopes.append(query.get("scope", ""))
+        location = f"{target}?{urlencode({'code': code, 'state': query.get('state', '')})}"
+        return web.Response(status=302, headers={"Location": location})
+
+    def _client_credentials(self, request: web.Request) -> JSONDict:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return {}
+        decoded = base64.b64decode(header.removeprefix("Basic ")).decode()
+        client_id, _, secret = decoded.partition(":")
+        return {"client_id": client_id, "client_secret": secret}
+
+    def _oauth_v2_access(self, args: JSONDict) -> JSONDict:
+        if args.get("client_id") != self.client_id:
+            raise SlackApiFailure("invalid_client_id")
+        if args.get("client_secret") != self.client_secret:
+            raise SlackApiFailure("bad_client_secret")
+        found = self._codes.pop(str(args.get("code") or ""), None)
+        if found is None:
+            raise SlackApiFailure("invalid_code")
+        team_id, installer, redirect = found
+        if redirect is not None and args.get("redirect_uri") != redirect:
+            raise SlackApiFailure("bad_redirect_uri")
+        team = self.teams[team_id]
+        token = f"xoxb-{team_id.lower()}-{next(self._ids)}"
+        team.tokens.append(token)
+        self.token_teams[token] = team_id
+        return {
+            "ok": True,
+            "access_token": token,
+            "token_type": "bot",
+            "scope": ",".join(self.scopes),
+            "bot_user_id": team.bot_user_id,
+            "app_id": self.app_id,
+            "team": {"name": team.domain, "id": team_id},
+            "enterprise": None,
+            "authed_user": {"id": installer},
+            "is_enterprise_install": False,
+        }
+
     # --- inbound payloads (what Slack sends to the bot) -------------------------------------
 
     def _team(self, team_id: str | None) -> str:
@@ -1625,7 +1808,7 @@ class FakeSlack:
                 {
                     "enterprise_id": None,
                     "team_id": team,
-                    "user_id": self.bot_user_id,
+                    "user_id": self.bot_user_of(team),
                     "is_bot": True,
                     "is_enterprise_install": False,
                 }
@@ -1648,7 +1831,7 @@ class FakeSlack:
 
         The text is prefixed with ``<@BOT>`` unless it already mentions the bot.
         """
-        mention = f"<@{self.bot_user_id}>"
+        mention = f"<@{self.bot_user_of(team_id)}>"
         full_text = text if mention in text else f"{mention} {text}"
         ts = self._message_ts(channel_id, full_text, user_id, thread_ts, store)
         event: JSONDict = {

@@ -27,7 +27,9 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.adapters.base import Services
 from bot.adapters.slack.blocks import ASK_CALLBACK
+from bot.adapters.slack.core import in_team
 from bot.adapters.slack.inbound import BUTTON, PLATFORM, SHORTCUT_REQUESTS
+from bot.adapters.slack.installs import SlackInstalls
 from bot.adapters.slack.listeners import SlackListeners, text
 from bot.adapters.slack.payloads import (
     MAX_BODY_BYTES,
@@ -50,7 +52,7 @@ DEFAULT_PORT = 3000
 EVENTS_PATH = "/slack/events"
 
 
-class SlackAdapter(SlackListeners):
+class SlackAdapter(SlackInstalls, SlackListeners):
     """atombot in Slack (see the module docstring): a
     :class:`~bot.adapters.base.ChatAdapter` and a
     :class:`~bot.adapters.base.StreamingAdapter`.
@@ -110,14 +112,22 @@ class SlackAdapter(SlackListeners):
         """
         if not self.socket_mode and not self.settings.slack_signing_secret:
             raise ValueError("SLACK_SIGNING_SECRET is required for Slack's HTTP mode")
+        if self.multi_workspace and self.socket_mode:
+            raise ValueError(
+                "Slack OAuth installs (SLACK_CLIENT_ID/SLACK_CLIENT_SECRET) need HTTP mode: "
+                "unset SLACK_APP_TOKEN"
+            )
         self._build_clients()
         app = AsyncApp(
-            client=self.client,
+            client=self.app_client,
             signing_secret=self.settings.slack_signing_secret or "socket-mode",
             request_verification_enabled=False,
             process_before_response=False,
             logger=log,
+            **self.oauth_options(),
         )
+        if self.multi_workspace:
+            self.register_installs(app, self._tracked)
         self.register(app, self)
         self._bolt = app
         return app
@@ -126,8 +136,9 @@ class SlackAdapter(SlackListeners):
         """Connect: check the token, then serve HTTP or open the Socket Mode connection."""
         self._services = services
         app = self.build_bolt_app()
-        identity = await self.client.auth_test()
-        self.bot_user_id = str(identity.get("user_id") or "") or None
+        if not self.multi_workspace:
+            identity = await self.client.auth_test()
+            self.bot_user_id = str(identity.get("user_id") or "") or None
         if self.socket_mode:
             self._socket = CheckedSocketModeHandler(
                 app, str(self.settings.slack_app_token), inspect=self._inspect
@@ -138,6 +149,9 @@ class SlackAdapter(SlackListeners):
         web_app = web.Application(client_max_size=MAX_BODY_BYTES)
         web_app.router.add_post(self.path, self._handle_http)
         web_app.router.add_get("/healthz", self._health)
+        if self.multi_workspace:
+            web_app.router.add_get(self.settings.slack_install_path, self._handle_oauth)
+            web_app.router.add_get(self.settings.slack_redirect_uri_path, self._handle_oauth)
         self._runner = web.AppRunner(web_app, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(
@@ -186,6 +200,7 @@ class SlackAdapter(SlackListeners):
             action=lambda action_id: bool(BUTTON.match(action_id)),
             envelope=envelope,
             views=(ASK_CALLBACK,),
+            app_events=self.multi_workspace,
         )
 
     async def _handle_http(self, request: web.Request) -> web.StreamResponse:
@@ -223,13 +238,30 @@ class SlackAdapter(SlackListeners):
             bolt_request = AsyncBoltRequest(
                 body=json.dumps(body), query=request.query_string, headers=dict(headers)
             )
-            response = await self._app().async_dispatch(bolt_request)
+            with in_team(None):  # the workspace middleware sets it for this request only
+                response = await self._app().async_dispatch(bolt_request)
         except Exception as exc:  # bolt building its context from a payload we let through
             log.error("Slack: bolt could not take a %s: %s", checked.kind, type(exc).__name__)
             return web.Response(status=400, text="unprocessable request")
         if response.status >= 500:
             log.error("Slack: bolt answered %d to a %s", response.status, checked.kind)
             return web.Response(status=400, text="unprocessable request")
+        return await to_aiohttp_response(response)
+
+    async def _handle_oauth(self, request: web.Request) -> web.StreamResponse:
+        """The install link and the OAuth redirect (browser GETs, not signed by Slack): bolt's
+        OAuth flow issues the state (cookie and parameter), then checks both and exchanges
+        the code for the workspace's bot token."""
+        flow = self._app().oauth_flow
+        if flow is None:
+            return web.Response(status=404)
+        bolt_request = AsyncBoltRequest(
+            body="", query=request.query_string, headers=dict(request.headers)
+        )
+        if request.path == self.settings.slack_install_path:
+            response = await flow.handle_installation(bolt_request)
+        else:
+            response = await flow.handle_callback(bolt_request)
         return await to_aiohttp_response(response)
 
     async def _health(self, request: web.Request) -> web.Response:

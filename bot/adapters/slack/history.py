@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.adapters.slack.core import SLACK_ERRORS, SlackCore
+from bot.adapters.base import DeliveryError
+from bot.adapters.slack.core import SLACK_ERRORS, SlackCore, current_team
 from bot.adapters.slack.inbound import channel_id_of, epoch
 from handlers.base import MessageFetcher
 
@@ -22,11 +23,12 @@ class SlackHistory(SlackCore):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._user_cache: dict[str, tuple[str, str]] = {}
+        self._user_cache: dict[tuple[str | None, str], tuple[str, str]] = {}
 
     async def _user(self, user_id: str) -> tuple[str, str]:
         """(name, timezone) of a workspace member, cached; falls back to (id, default tz)."""
-        if user_id not in self._user_cache:
+        key = (current_team(), user_id)
+        if key not in self._user_cache:
             name, tz = user_id, self.settings.timezone
             try:
                 info = (await self.client.users_info(user=user_id)).get("user") or {}
@@ -37,31 +39,41 @@ class SlackHistory(SlackCore):
                 tz = info.get("tz") or tz
             except SLACK_ERRORS as exc:
                 log.warning("Slack: users.info %s failed: %s", user_id, exc)
-            self._user_cache[user_id] = (str(name), str(tz))
-        return self._user_cache[user_id]
+            self._user_cache[key] = (str(name), str(tz))
+        return self._user_cache[key]
 
     def fetcher(self, channel: str, thread: str | None) -> MessageFetcher:
-        """What summaries and reply drafts read: this thread, or a channel's history."""
+        """What summaries and reply drafts read: this thread, or a channel's history (in
+        the workspace of the request it is made for, with that workspace's token)."""
+        team = current_team()
 
         async def fetch(scope: str, slots: dict[str, Any]) -> list[dict[str, str]]:
             try:
-                if scope == "thread" and thread is not None:
-                    raw = await self._replies(channel, thread)
-                else:
-                    raw = await self._history(
-                        channel_id_of(slots.get("channel")) or channel,
-                        oldest=epoch(slots.get("since")),
-                        latest=epoch(slots.get("until")),
-                        last_n=slots.get("last_n")
-                        if isinstance(slots.get("last_n"), int)
-                        else None,
-                    )
-            except SLACK_ERRORS as exc:
+                async with self.workspace(team):
+                    return await self._fetch(channel, thread, scope, slots)
+            except DeliveryError as exc:  # the workspace is no longer installed
                 log.warning("Slack: reading %s in %s failed: %s", scope, channel, exc)
                 return []
-            return [await self._as_fetched(m) for m in raw if self._worth_reading(m)]
 
         return fetch
+
+    async def _fetch(
+        self, channel: str, thread: str | None, scope: str, slots: dict[str, Any]
+    ) -> list[dict[str, str]]:
+        try:
+            if scope == "thread" and thread is not None:
+                raw = await self._replies(channel, thread)
+            else:
+                raw = await self._history(
+                    channel_id_of(slots.get("channel")) or channel,
+                    oldest=epoch(slots.get("since")),
+                    latest=epoch(slots.get("until")),
+                    last_n=slots.get("last_n") if isinstance(slots.get("last_n"), int) else None,
+                )
+        except SLACK_ERRORS as exc:
+            log.warning("Slack: reading %s in %s failed: %s", scope, channel, exc)
+            return []
+        return [await self._as_fetched(m) for m in raw if self._worth_reading(m)]
 
     def _worth_reading(self, message: dict[str, Any]) -> bool:
         if message.get("subtype") not in (None, "thread_broadcast"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bot.adapters.base import DeliveryError
 from bot.adapters.slack.blocks import home_view
 from bot.adapters.slack.core import SLACK_ERRORS
 from bot.adapters.slack.history import SlackHistory
@@ -55,6 +56,7 @@ class SlackHome(SlackHistory):
             user=user,
         )
         try:
-            await self.client.views_publish(user_id=user, view=home_tab(data))
-        except SLACK_ERRORS as exc:
+            async with self.workspace(tenant):
+                await self.client.views_publish(user_id=user, view=home_tab(data))
+        except (*SLACK_ERRORS, DeliveryError) as exc:
             log.warning("Slack: Home tab of %s not published: %s", user, exc)

@@ -37,6 +37,14 @@ BOT_EVENTS = (
     "assistant_thread_started",
     "message.im",
 )
+#: The events of a distributed app (OAuth installs): a workspace removed the app or its tokens.
+UNINSTALL_EVENTS = ("app_uninstalled", "tokens_revoked")
+
+
+def bot_scopes(settings: Settings) -> tuple[str, ...]:
+    """The bot scopes an OAuth install asks for: ``SLACK_SCOPES``, else :data:`BOT_SCOPES`."""
+    chosen = tuple(s.strip() for s in settings.slack_scopes.split(",") if s.strip())
+    return chosen or BOT_SCOPES
 
 
 def manifest(settings: Settings, *, request_url: str | None = None) -> dict[str, Any]:
@@ -46,6 +54,8 @@ def manifest(settings: Settings, *, request_url: str | None = None) -> dict[str,
     command and interactivity all point at ``request_url`` (atombot's ``/slack/events``).
     """
     socket_mode = bool(settings.slack_app_token)
+    redirect = settings.slack_oauth and settings.slack_redirect_uri
+    events = sorted({*BOT_EVENTS, *(UNINSTALL_EVENTS if settings.slack_oauth else ())})
     url = {} if socket_mode else {"url": request_url or DEFAULT_REQUEST_URL}
     request = {} if socket_mode else {"request_url": request_url or DEFAULT_REQUEST_URL}
     return {
@@ -87,9 +97,12 @@ def manifest(settings: Settings, *, request_url: str | None = None) -> dict[str,
                 },
             ],
         },
-        "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
+        "oauth_config": {
+            "scopes": {"bot": list(bot_scopes(settings))},
+            **({"redirect_urls": [settings.slack_redirect_uri]} if redirect else {}),
+        },
         "settings": {
-            "event_subscriptions": {"bot_events": list(BOT_EVENTS), **request},
+            "event_subscriptions": {"bot_events": events, **request},
             "interactivity": {"is_enabled": True, **request},
             "org_deploy_enabled": False,
             "socket_mode_enabled": socket_mode,

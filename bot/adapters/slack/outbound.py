@@ -82,19 +82,24 @@ class SlackOutbound(SlackCore):
     async def send(self, target: Target, view: View, *, client_id: str | None = None) -> str:
         """Post a message (in the thread, or by DM when private); id is ``channel/ts``."""
         channel, thread = self._where(target)
-        response = await self._call(
-            "chat.postMessage",
-            channel=channel,
-            thread_ts=thread,
-            text=fallback_text(view),
-            blocks=await self._blocks(view),
-            metadata=post_metadata(client_id),
-        )
+        async with self.workspace(target.tenant):
+            response = await self._call(
+                "chat.postMessage",
+                channel=channel,
+                thread_ts=thread,
+                text=fallback_text(view),
+                blocks=await self._blocks(view),
+                metadata=post_metadata(client_id),
+            )
         pane_posted(self, target)
         return f"{response['channel']}/{response['ts']}"
 
     async def find_sent(self, target: Target, client_id: str, *, since: datetime) -> PostLookup:
         """Find our post with ``client_id`` (its metadata) among the recent messages."""
+        async with self.workspace(target.tenant):
+            return await self._find_sent(target, client_id, since=since)
+
+    async def _find_sent(self, target: Target, client_id: str, *, since: datetime) -> PostLookup:
         channel, thread = self._where(target)
         oldest = f"{since.timestamp():.6f}"
         cursor: str | None = None
@@ -140,7 +145,8 @@ class SlackOutbound(SlackCore):
 
     async def edit(self, target: Target, message_id: str, view: View) -> None:
         """Replace a message's content, at most one edit per second per channel."""
-        await self._update(target, message_id, view)
+        async with self.workspace(target.tenant):
+            await self._update(target, message_id, view)
 
     async def _update(
         self, target: Target, message_id: str, view: View, *, native_feedback: bool = False
@@ -169,15 +175,16 @@ class SlackOutbound(SlackCore):
     async def notify(self, target: Target, text: str, *, client_id: str | None = None) -> None:
         """Post a plain message (reminders, digests), split when long."""
         channel, thread = self._where(target)
-        for part in split_text(text, self.max_text):
-            await self._call(
-                "chat.postMessage",
-                channel=channel,
-                thread_ts=thread,
-                text=part,
-                metadata=post_metadata(client_id),
-            )
-            pane_posted(self, target)
+        async with self.workspace(target.tenant):
+            for part in split_text(text, self.max_text):
+                await self._call(
+                    "chat.postMessage",
+                    channel=channel,
+                    thread_ts=thread,
+                    text=part,
+                    metadata=post_metadata(client_id),
+                )
+                pane_posted(self, target)
 
     # ------------------------------------------------------------------ answers to requests
 

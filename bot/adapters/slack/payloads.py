@@ -283,6 +283,20 @@ class AssistantThreadEvent(_Common):
     assistant_thread: AssistantThread  # type: ignore[assignment]
 
 
+class AppUninstalled(_Common):
+    """``app_uninstalled``: the workspace removed atombot (many-workspace mode)."""
+
+    type: Literal["app_uninstalled"]
+
+
+class TokensRevoked(_Common):
+    """``tokens_revoked``: some of the workspace's tokens were revoked (``tokens.bot`` holds
+    the bot user ids whose bot token is gone, ``tokens.oauth`` the users')."""
+
+    type: Literal["tokens_revoked"]
+    tokens: dict[str, list[Short]] = Field(default_factory=dict)
+
+
 class OtherEvent(_Shape):
     """Any other event type: acknowledged and ignored."""
 
@@ -296,6 +310,13 @@ EVENT_SHAPES: dict[str, type[_Shape]] = {
     "app_home_opened": AppHomeOpened,
     "assistant_thread_started": AssistantThreadEvent,
     "assistant_thread_context_changed": AssistantThreadEvent,
+}
+
+
+#: The events of an app installed by OAuth (taken only in many-workspace mode).
+APP_EVENT_SHAPES: dict[str, type[_Shape]] = {
+    "app_uninstalled": AppUninstalled,
+    "tokens_revoked": TokensRevoked,
 }
 
 
@@ -403,6 +424,8 @@ _SHAPES: list[type[BaseModel]] = [
     AppMention,
     MessageEvent,
     AppHomeOpened,
+    AppUninstalled,
+    TokensRevoked,
     EventCallback,
     UrlVerification,
     BlockActions,
@@ -424,11 +447,12 @@ def _check(shape: type[_Shape], payload: JSONDict, kind: str) -> _Shape:
         raise Rejected(f"malformed {kind}") from exc
 
 
-def _event(body: JSONDict) -> Checked:
+def _event(body: JSONDict, app_events: bool = False) -> Checked:
     _check(EventCallback, body, "event_callback")
     event = body["event"]
     other = _check(OtherEvent, event, "event")
-    shape = EVENT_SHAPES.get(str(getattr(other, "type", "")))
+    kind = str(getattr(other, "type", ""))
+    shape = EVENT_SHAPES.get(kind) or (APP_EVENT_SHAPES.get(kind) if app_events else None)
     if shape is None:
         return Checked(f"event {event['type']}", False, body)
     _check(shape, event, f"{event['type']} event")
@@ -468,12 +492,14 @@ def inspect(
     action: Callable[[str], bool],
     envelope: str | None = None,
     views: Collection[str] = (),
+    app_events: bool = False,
 ) -> Checked:
     """Check a parsed payload; :class:`Rejected` when a known kind has a wrong shape.
 
     ``command`` is the slash command atombot answers, ``shortcuts`` its message shortcut
     callback ids, ``action`` tells whether an ``action_id`` is one of its buttons, ``views``
     are the callback ids of its modals (their ``view_submission`` is taken).
+    ``app_events`` takes ``app_uninstalled`` / ``tokens_revoked`` too (OAuth installs).
     ``envelope`` is the Socket Mode envelope type (None over HTTP), which fixes the kind.
     """
     if envelope is not None and envelope not in SOCKET_ENVELOPES:
@@ -488,7 +514,7 @@ def inspect(
     if envelope == "events_api" and kind != "event_callback":
         raise Rejected("malformed events_api envelope")
     if kind == "event_callback":
-        return _event(body)
+        return _event(body, app_events)
     if kind == "url_verification" and envelope is None:
         _check(UrlVerification, body, "url_verification")
         return Checked("url_verification", True, body)

@@ -24,7 +24,7 @@ from bot.adapters.slack.assistant import pane_finish, pane_follow, pane_posted
 from bot.adapters.slack.core import SLACK_ERRORS, delivery_error, slack_error
 from bot.adapters.slack.outbound import SlackOutbound, post_metadata, split_id
 from bot.texts import detect_locale, t
-from bot.types import PlanItem, PlanStatus, StreamUpdate, Target, View
+from bot.types import Action, PlanItem, PlanStatus, StreamUpdate, Target, View
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,11 @@ def text_pieces(text: str, limit: int = MAX_STREAM_TEXT) -> list[str]:
     """``text`` cut into consecutive pieces of at most ``limit`` characters, nothing dropped
     (the pieces are appended to one message, so they join back exactly)."""
     return [text[i : i + limit] for i in range(0, len(text), limit)]
+
+
+def still_working(view: View) -> bool:
+    """Whether a task the view shows is still queued or running (it offers Cancel)."""
+    return any(b.action == Action.cancel for row in view.buttons for b in row)
 
 
 def task_chunk(item: PlanItem, locale: str) -> TaskUpdateChunk:
@@ -215,6 +220,14 @@ class SlackStreams(SlackOutbound):
         if not update.delta and not chunks:
             return
         await self._append_all(channel, ts, update.delta, chunks, message_id=stream_id)
+
+    async def edit(self, target: Target, message_id: str, view: View) -> None:
+        """Edit as :class:`SlackOutbound` does; once the view shows no task being worked on,
+        the assistant pane's status is cleared as after a stop: a result that fell back from
+        its stream to edits (expired, refused, restarted) finishes the pane thread too."""
+        await super().edit(target, message_id, view)
+        if not still_working(view):
+            await pane_finish(self, target)
 
     async def stream_stop(
         self, target: Target, stream_id: str, view: View, *, client_id: str
