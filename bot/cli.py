@@ -45,6 +45,7 @@ def _task_dict(task: Any) -> dict[str, Any]:
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.adapters.console import ConsoleAdapter
     from bot.app import build_app, default_adapters
+    from bot.config_audit import audit_configuration
 
     adapters = default_adapters(settings)
     for adapter in adapters:
@@ -67,6 +68,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         with_worker=not args.no_worker,
         ops_port=settings.ops_port or None,
     )
+    await audit_configuration(app.repo, settings, role="run")
     for adapter in adapters:
         if isinstance(adapter, ConsoleAdapter):
             adapter.on_finished = app.stop_event.set
@@ -95,14 +97,16 @@ def _console_mode(args: argparse.Namespace, settings: Settings) -> bool:
     if args.command == "worker":
         return False
     if args.command == "run":
-        return not (settings.slack_bot_token or settings.telegram_bot_token)
+        return not (settings.slack_enabled or settings.telegram_bot_token)
     return True
 
 
 async def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_worker_app
+    from bot.config_audit import audit_configuration
 
     app = await build_worker_app(settings, ops_port=settings.ops_port or None)
+    await audit_configuration(app.repo, settings, role="worker")
     import signal
 
     loop = asyncio.get_running_loop()

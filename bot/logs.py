@@ -84,9 +84,11 @@ SECRET_SETTINGS = (
     "slack_bot_token",
     "slack_app_token",
     "slack_signing_secret",
+    "slack_client_secret",
     "telegram_bot_token",
     "telegram_webhook_secret",
     "openai_api_key",
+    "smtp_password",
 )
 
 

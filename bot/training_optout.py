@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from bot.texts import t
+from handlers.privacy import audit_switch
 from storage.repository import Repository
 
 #: The words that switch training exports on (False: not opted out) or off (True).
@@ -39,12 +40,14 @@ async def training_command(
     locale: str,
     command: str,
     privacy: str | None = None,
+    user: str = "chat",
 ) -> str:
     """Switch the chat's training exports per ``argument`` (``on``/``off``; ``""`` only asks)
     and answer with where the chat stands now.
 
     ``command`` is how the chat types the command (``/training``, ``/atom training``);
-    ``privacy`` how it switches chat memory back on, where it has chat memory.
+    ``privacy`` how it switches chat memory back on, where it has chat memory. ``user`` is
+    who switched (audit log: ``admin.training.off`` / ``admin.training.on``).
     """
     where = {"platform": platform, "tenant": tenant, "channel": channel}
     argument = argument.strip().lower()
@@ -52,6 +55,7 @@ async def training_command(
         return t("training.usage", locale, command=command)
     if argument:
         await repo.set_training_opt_out(**where, opt_out=SWITCHES[argument])
+        await audit_switch(repo, switch="training", opt_out=SWITCHES[argument], user=user, **where)
     if await repo.training_opted_out(**where):
         return t("training.out", locale, on=f"{command} on")
     if privacy is not None and await repo.memory_opted_out(**where):

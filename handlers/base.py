@@ -51,6 +51,19 @@ class HandlerContext:
     #: Names kinds in answers (status lists); the kind's own name when not given.
     kind_label: KindLabel = field(default=lambda kind, _locale: kind)
 
+    async def audit(self, action: str, subject: str, **detail: Any) -> None:
+        """Record an action of the person who asked in the audit log, in their chat and
+        tenant: ids, codes and counts in ``detail``, never the words."""
+        r = self.request
+        await self.repo.audit(
+            actor=r.user,
+            action=action,
+            platform=r.platform,
+            tenant=r.tenant,
+            subject=subject,
+            detail={"channel": r.channel, **detail},
+        )
+
 
 @dataclass(frozen=True)
 class Plan:

@@ -10,6 +10,7 @@ from bot.texts import language_name, t
 from handlers.base import Handler, HandlerContext, Plan, fence, system_prompt
 from models.generation.base import GenerationRequest
 from models.intents.spec import TaskSpec
+from storage.repo.retention import chat_subject
 from storage.schemas import TaskCreate
 from storage.tables import Task
 
@@ -56,15 +57,18 @@ class DigestSubscribeHandler(Handler):
         r = ctx.request
         cron = dict(spec.slots.get("cron") or DEFAULT_CRON)
         timezone = spec.slots.get("timezone") or r.timezone
+        channel = digest_channel(spec.slots.get("channel"), r.channel)
         await ctx.repo.subscribe_digest(
             platform=r.platform,
             tenant=r.tenant,
-            channel=digest_channel(spec.slots.get("channel"), r.channel),
+            channel=channel,
             user=r.user,
             cron=cron,
             timezone=timezone,
             locale=r.locale,
         )
+        subject = chat_subject(r.platform, r.tenant, channel)
+        await ctx.audit("config.digest.subscribed", subject, cron=cron, timezone=timezone)
         return Plan(
             answer=t(
                 "digest.subscribed",
@@ -81,11 +85,15 @@ class DigestUnsubscribeHandler(Handler):
     async def plan(self, spec: TaskSpec, ctx: HandlerContext) -> Plan:
         """Confirm, or say there was none."""
         r = ctx.request
+        channel = digest_channel(spec.slots.get("channel"), r.channel)
         removed = await ctx.repo.unsubscribe_digest(
             platform=r.platform,
             tenant=r.tenant,
-            channel=digest_channel(spec.slots.get("channel"), r.channel),
+            channel=channel,
         )
+        if removed:
+            subject = chat_subject(r.platform, r.tenant, channel)
+            await ctx.audit("config.digest.unsubscribed", subject)
         return Plan(answer=t("digest.unsubscribed" if removed else "digest.none", r.locale))
 
 

@@ -29,15 +29,7 @@ async def audit_vote(
 ) -> None:
     """Record a vote, its reason or comment, or a correction in the audit log (ids,
     codes and counts only, never the words)."""
-    r = ctx.request
-    await ctx.repo.audit(
-        actor=r.user,
-        action=action,
-        platform=r.platform,
-        tenant=r.tenant,
-        subject=f"task:{task_id}",
-        detail={"channel": r.channel, **detail},
-    )
+    await ctx.audit(action, f"task:{task_id}", **detail)
 
 
 def in_workspace(task: Task | None, ctx: HandlerContext) -> bool:

@@ -89,13 +89,5 @@ async def cancel_one(task_id: int, ctx: HandlerContext) -> str:
             "cancel.already_finished", locale, id=task_id, status=t(f"state.{task.status}", locale)
         )
     await ctx.repo.cancel(task_id=task_id, reason="cancelled by user")
-    r = ctx.request
-    await ctx.repo.audit(
-        actor=r.user,
-        action="task.cancelled",
-        platform=r.platform,
-        tenant=r.tenant,
-        subject=f"task:{task_id}",
-        detail={"channel": r.channel, "kind": task.kind, "was": task.status},
-    )
+    await ctx.audit("task.cancelled", f"task:{task_id}", kind=task.kind, was=task.status)
     return t("cancel.done", locale, id=task_id)

@@ -34,6 +34,11 @@ def _with_driver(url: str, *, sqlite: str) -> str:
     return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
+def shown_url(url: str) -> str:
+    """``url`` without its password, for logs and the audit log."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def async_url(url: str) -> str:
     """Map a user-facing URL to its asyncio driver (SQLite: aiosqlite, PostgreSQL: psycopg)."""
     return _with_driver(url, sqlite="sqlite+aiosqlite")

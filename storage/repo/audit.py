@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlmodel import col
 
-from storage.repo.base import RepoBase
+from storage.repo.base import RepoBase, where_given
 from storage.tables import AuditEntry, Task
 
 
@@ -55,17 +55,18 @@ class AuditLog(RepoBase):
     ) -> list[AuditEntry]:
         """The latest ``limit`` audit rows matching every given field (``action`` also
         matches its dotted sub-actions: ``vote`` finds ``vote.reason``), oldest first."""
-        query = select(AuditEntry)
-        if since is not None:
-            query = query.where(AuditEntry.at >= since)  # type: ignore[arg-type]
+        query = where_given(
+            select(AuditEntry),
+            AuditEntry,
+            since=since,
+            stamp="at",
+            actor=actor,
+            platform=platform,
+            tenant=tenant,
+            subject=subject,
+        )
         if until is not None:
             query = query.where(AuditEntry.at < until)  # type: ignore[arg-type]
-        if actor is not None:
-            query = query.where(AuditEntry.actor == actor)
-        if platform is not None:
-            query = query.where(AuditEntry.platform == platform)
-        if tenant is not None:
-            query = query.where(AuditEntry.tenant == tenant)
         if action is not None:
             query = query.where(
                 or_(
@@ -73,8 +74,6 @@ class AuditLog(RepoBase):
                     col(AuditEntry.action).startswith(action + ".", autoescape=True),
                 )
             )
-        if subject is not None:
-            query = query.where(AuditEntry.subject == subject)
         query = query.order_by(AuditEntry.id.desc()).limit(limit)  # type: ignore[union-attr]
         async with self._sessions() as session:
             return list(reversed((await session.execute(query)).scalars().all()))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.db import session_factory
@@ -23,6 +23,7 @@ from storage.tables import (
 
 ACTIVE_STATUSES = (TaskStatus.queued, TaskStatus.running, TaskStatus.awaiting_approval)
 ChatRowT = TypeVar("ChatRowT", DigestSubscription, ChatSetting)
+QueryT = TypeVar("QueryT", bound=Select[Any])
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,24 @@ async def per_chat(
     )
     found: ChatRowT | None = rows.scalars().first()
     return found
+
+
+def where_given(
+    query: QueryT,
+    table: type[Any],
+    *,
+    since: datetime | None = None,
+    stamp: str = "created_at",
+    **equal: object,
+) -> QueryT:
+    """``query`` narrowed by the filters a caller gave (None: not given): each ``column=value``
+    of ``equal`` on ``table``, and ``since`` on its time column ``stamp``."""
+    for name, value in equal.items():
+        if value is not None:
+            query = query.where(getattr(table, name) == value)
+    if since is not None:
+        query = query.where(getattr(table, stamp) >= since)
+    return query
 
 
 def new_delivery(request: Request, *, next_attempt_at: datetime | None = None) -> Delivery:

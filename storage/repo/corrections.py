@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, delete, exists, false, func, or_, select, update
 
-from storage.repo.base import RepoBase
+from storage.repo.base import RepoBase, where_given
 from storage.tables import (
     ChatSetting,
     Correction,
@@ -82,19 +82,16 @@ class Corrections(RepoBase):
     ) -> list[Correction]:
         """Corrections, oldest first: of one tenant, one status, newer than a time or id,
         of one task, by one person."""
-        query = select(Correction)
-        if task_id is not None:
-            query = query.where(Correction.task_id == task_id)
-        if user is not None:
-            query = query.where(Correction.user == user)
-        if platform is not None:
-            query = query.where(Correction.platform == platform)
-        if tenant is not None:
-            query = query.where(Correction.tenant == tenant)
-        if status is not None:
-            query = query.where(Correction.status == status)
-        if since is not None:
-            query = query.where(Correction.created_at >= since)
+        query = where_given(
+            select(Correction),
+            Correction,
+            since=since,
+            task_id=task_id,
+            user=user,
+            platform=platform,
+            tenant=tenant,
+            status=status,
+        )
         if after_id is not None:
             query = query.where(Correction.id > after_id)
         async with self._sessions() as session:

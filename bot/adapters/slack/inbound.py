@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from bot.adapters.slack.blocks import note_of
 from bot.adapters.slack.manifest import SHORTCUT_DRAFT_REPLY, SHORTCUT_SUMMARIZE
+from bot.training_optout import SWITCHES, training_argument
 from bot.types import Action, ActionEvent, Button, Inbound
 
 # ``Inbound.context`` flag of a slash command (its value: the command, e.g. ``/atom``): a
@@ -44,6 +46,36 @@ def epoch(iso: Any) -> str | None:
         return f"{datetime.fromisoformat(iso).timestamp():.6f}"
     except ValueError:
         return None
+
+
+#: The words of the privacy commands ``/atom`` answers itself (en, zh), besides training.
+FORGET_WORDS = ("forget", "遗忘", "忘记")
+PRIVACY_WORDS = ("privacy", "隐私")
+
+
+@dataclass(frozen=True)
+class ChatCommand:
+    """A ``/atom`` command about the channel itself, answered at once and never classified:
+    ``forget``, ``privacy`` or ``training`` (``argument``: ``on``/``off`` or "")."""
+
+    name: str
+    argument: str = ""
+
+
+def chat_command(text: str) -> ChatCommand | None:
+    """The channel command ``text`` is as a whole (``forget``, ``privacy``, ``training off``,
+    ``遗忘``, ``隐私``, ``训练 关闭``), else None (an ordinary request for the classifier).
+
+    ``forget`` deletes, so only the bare word is it: ``forget the Friday meeting`` is a
+    request. Slack keeps no channel messages, so ``privacy on|off`` only says what is kept.
+    """
+    words = text.strip().lower().split()
+    if len(words) == 1 and words[0] in FORGET_WORDS:
+        return ChatCommand("forget")
+    if words and words[0] in PRIVACY_WORDS and len(words) <= 2 and set(words[1:]) <= set(SWITCHES):
+        return ChatCommand("privacy")
+    argument = training_argument(text)
+    return ChatCommand("training", argument) if argument is not None else None
 
 
 def _user_name(user: dict[str, Any]) -> str | None:
@@ -130,22 +162,18 @@ def button_event(body: dict[str, Any], action: dict[str, Any]) -> ActionEvent | 
     kind, task_id, choice = parsed
     container = body.get("container") or {}
     channel = str(container.get("channel_id") or (body.get("channel") or {}).get("id"))
-    user = body.get("user") or {}
-    user_id = str(user.get("id"))
+    user_id = str((body.get("user") or {}).get("id"))
     # One key per (message, button, user): a double click is the same event. A feedback
     # pair shares an action_id, so the side pressed is part of the key.
     press = str(action.get("action_id"))
     if action.get("type") == "feedback_buttons":
         press = f"{press}:{kind.value}"
-    return ActionEvent(
-        platform=PLATFORM,
-        tenant=str((body.get("team") or {}).get("id") or user.get("team_id")),
+    return _action_event(
+        body,
         channel=channel,
-        user=user_id,
         action=kind,
         task_id=task_id,
         event_id=f"act:{channel}:{container.get('message_ts')}:{press}:{user_id}",
-        user_name=_user_name(user),
         choice=choice,
     )
 
@@ -165,16 +193,39 @@ def ask_event(body: dict[str, Any], view: dict[str, Any]) -> ActionEvent | None:
         return None
     if action not in (Action.note, Action.edit):
         return None
+    user_id = str((body.get("user") or {}).get("id"))
+    return _action_event(
+        body,
+        channel=channel,
+        action=action,
+        task_id=task_id,
+        event_id=f"{action.value}:{view.get('id')}:{user_id}",
+        comment=note_of(view),
+    )
+
+
+def _action_event(
+    body: dict[str, Any],
+    *,
+    channel: str,
+    action: Action,
+    task_id: int,
+    event_id: str,
+    choice: str | None = None,
+    comment: str | None = None,
+) -> ActionEvent:
+    """An action by the user of an interaction payload (a button press, a modal), in the
+    payload's workspace."""
     user = body.get("user") or {}
-    user_id = str(user.get("id"))
     return ActionEvent(
         platform=PLATFORM,
         tenant=str((body.get("team") or {}).get("id") or user.get("team_id")),
         channel=channel,
-        user=user_id,
+        user=str(user.get("id")),
         action=action,
         task_id=task_id,
-        event_id=f"{action.value}:{view.get('id')}:{user_id}",
+        event_id=event_id,
         user_name=_user_name(user),
-        comment=note_of(view),
+        choice=choice,
+        comment=comment,
     )

@@ -1,8 +1,9 @@
 """bolt's listeners: the slash command, ``@atombot`` mentions, direct messages, the message
 shortcuts, result buttons (ours and Slack's native feedback buttons), the ask modal and the
 Home tab. Every listener acknowledges at once, before any routing (a slash command is acked
-"working on it" and its receipt follows through the response_url); the payloads are
-translated by :mod:`bot.adapters.slack.inbound`.
+"working on it" and its receipt follows through the response_url; a channel command —
+``forget``, ``privacy``, ``training`` — is answered through it without routing); the
+payloads are translated by :mod:`bot.adapters.slack.inbound`.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from bot.adapters.slack.outbound import Respond
 from bot.adapters.slack.stream import SlackStreams
 from bot.errors import report
 from bot.texts import detect_locale, t
-from bot.training_optout import training_argument, training_command
+from bot.training_optout import training_command
 from bot.types import Inbound, Reply
+from handlers import privacy
 
 if TYPE_CHECKING:
     from bot.adapters.slack.adapter import SlackAdapter
@@ -119,16 +121,21 @@ class SlackListeners(SlackStreams, SlackHome):
     # ------------------------------------------------------------------ listeners
 
     async def _on_command(self, ack: Ack, command: dict[str, Any], respond: Respond) -> None:
-        """``/atom <request>``: ack at once, route, then send the receipt (response_url)."""
+        """``/atom <request>``: ack at once, route, then send the receipt (response_url).
+
+        A channel command (``/atom forget``, ``/atom privacy``, ``/atom training on|off``:
+        :func:`~bot.adapters.slack.inbound.chat_command`) is acked, answered ephemerally and
+        never routed to the classifier.
+        """
         request_text = str(command.get("text") or "").strip() or "help"
         locale = detect_locale(request_text)
-        # Nothing slow before the ack: under load every wait here adds to Slack's 3 s.
-        await ack(text=text("slack.ack.working", locale), response_type="ephemeral")
-        channel = str(command["channel_id"])
-        if (argument := training_argument(request_text)) is not None:
-            answer = await self._training(str(command["team_id"]), channel, argument, locale)
+        if (asked := translate.chat_command(request_text)) is not None:
+            await ack()
+            answer = await self._chat_command(command, asked, locale)
             await self._respond(respond, answer, where=f"cmd:{command['trigger_id']}")
             return
+        # Nothing slow before the ack: under load every wait here adds to Slack's 3 s.
+        await ack(text=text("slack.ack.working", locale), response_type="ephemeral")
         inbound = translate.command_inbound(
             {**command, "command": self.settings.slack_command},
             text=request_text,
@@ -138,20 +145,48 @@ class SlackListeners(SlackStreams, SlackHome):
         if reply.text and not reply.duplicate:
             await self._respond(respond, reply.text, where=inbound.event_id)
 
-    async def _training(self, tenant: str, channel: str, argument: str, locale: str) -> str:
-        """``/atom training [on|off]``: the channel's switch for training exports."""
+    async def _chat_command(
+        self, command: dict[str, Any], asked: translate.ChatCommand, locale: str
+    ) -> str:
+        """The answer to a channel command: ``forget`` deletes everything held for the
+        channel (:func:`handlers.forgetting.forget_everything`) and says what went;
+        ``privacy`` says what is kept; ``training [on|off]`` is the training-export switch.
+        The user who typed it is the audit log's actor."""
+        slash = self.settings.slack_command
+        where = {
+            "platform": PLATFORM,
+            "tenant": str(command["team_id"]),
+            "channel": str(command["channel_id"]),
+        }
+        user = str(command["user_id"])
+        repo = self.services.repo
         try:
+            if asked.name == "forget":
+                return await privacy.forget(
+                    repo, **where, locale=locale, user=user, stop_keeping=False
+                )
+            if asked.name == "privacy":
+                kept = await privacy.what_is_kept(
+                    repo,
+                    **where,
+                    locale=locale,
+                    retention_days=self.settings.retention_days,
+                    forget_command=f"{slash} forget",
+                )
+                training = await training_command(
+                    repo, **where, argument="", locale=locale, command=f"{slash} training"
+                )
+                return f"{kept}\n{training}"
             return await training_command(
-                self.services.repo,
-                platform=PLATFORM,
-                tenant=tenant,
-                channel=channel,
-                argument=argument,
+                repo,
+                **where,
+                argument=asked.argument,
                 locale=locale,
-                command=f"{self.settings.slack_command} training",
+                command=f"{slash} training",
+                user=user,
             )
         except Exception as exc:
-            report(exc, where=f"Slack training switch of {channel}")
+            report(exc, where=f"Slack {asked.name} command of {where['channel']}")
             return t("error.internal", locale)
 
     async def _on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:

@@ -532,7 +532,11 @@ class TelegramAdapter:
         if message is None:
             return
         answer = await privacy.forget(
-            self.services.repo, **self._where(message), locale=_locale(update.effective_user, "")
+            self.services.repo,
+            **self._where(message),
+            locale=_locale(update.effective_user, ""),
+            user=_actor(update),
+            stop_keeping=True,
         )
         await self.out.say(message.chat.id, answer)
 
@@ -546,6 +550,7 @@ class TelegramAdapter:
             argument=_args(context),
             locale=_locale(update.effective_user, ""),
             days=self.memory_days,
+            user=_actor(update),
         )
         await self.out.say(message.chat.id, answer)
 
@@ -561,6 +566,7 @@ class TelegramAdapter:
             locale=_locale(update.effective_user, ""),
             command="/training",
             privacy="/privacy on",
+            user=_actor(update),
         )
         await self.out.say(message.chat.id, answer)
 
@@ -704,6 +710,12 @@ def _draft_id(stream_id: str) -> int:
 
 def _args(context: Context) -> str:
     return " ".join(context.args or []).strip()
+
+
+def _actor(update: Update) -> str:
+    """Who sent an update, as the audit log names a Telegram user (their user id)."""
+    user = update.effective_user
+    return str(user.id) if user else "chat"
 
 
 def _locale(user: User | None, sample: str) -> str:
