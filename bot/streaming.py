@@ -246,7 +246,8 @@ class Streams:
         waiting = not any(t.status in (TaskStatus.queued, TaskStatus.running) for t in tasks)
         if delivery.posting is not None or final or waiting:
             # Finished (or only waiting for approvals): the stream ends with today's view.
-            await self._stop(delivery, adapter, target, view, key, now)
+            rest = self._rest(dict(delivery.streamed or {}), tasks, text) if final else None
+            await self._stop(delivery, adapter, target, view, key, now, rest=rest)
             return False
         streamed = dict(delivery.streamed or {})
         if catching_up(streamed, text, plan):
@@ -338,6 +339,16 @@ class Streams:
         # With no message yet, ``posting`` stays: the post path looks for it first.
         await self.repo.save_delivery(delivery)
 
+    def _rest(self, streamed: dict[str, Any], tasks: Sequence[Task], text: str) -> str | None:
+        """What the stream still lacks of the result, when the stream shows the start of a
+        single succeeded task's result exactly as the chat renders it; else None."""
+        shown = [task for task in tasks if self.kinds.visible(task.kind)]
+        if len(shown) != 1 or shown[0].status != TaskStatus.succeeded:
+            return None
+        if self.kinds.render(shown[0]) != text or not grows_from(streamed, text):
+            return None
+        return text[int(streamed.get("chars", 0)) :]
+
     async def _stop(
         self,
         delivery: Delivery,
@@ -348,6 +359,7 @@ class Streams:
         now: datetime,
         *,
         state: str = CLOSED,
+        rest: str | None = None,
     ) -> None:
         assert delivery.stream_id is not None
         if delivery.posting is None:
@@ -357,7 +369,7 @@ class Streams:
         await self.repo.save_delivery(delivery)
         try:
             message_id = await adapter.stream_stop(
-                target, delivery.stream_id, view, client_id=delivery.posting
+                target, delivery.stream_id, view, client_id=delivery.posting, rest=rest
             )
         except StreamUnavailable:
             raise

@@ -3,6 +3,7 @@ the real intent classifier, and a tiny random-weight causal LM built locally."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +28,50 @@ if TYPE_CHECKING:
 
 POSTGRES_URL = os.environ.get("DATABASE_URL", "")
 ON_POSTGRES = POSTGRES_URL.startswith("postgresql")
+#: pytest-xdist's worker name ("gw0", …), empty when the tests run in one process.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+@functools.cache
+def per_worker(url: str) -> str:
+    """``url`` for this worker: under pytest-xdist each worker resets and migrates a database
+    of its own on the server (``<name>_gw0``, …), created on first use."""
+    if not WORKER:
+        return url
+    from sqlalchemy import create_engine as sync_engine
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from storage.db import sync_url
+
+    parsed = make_url(url)
+    name = f"{parsed.database}_{WORKER}"
+    engine = sync_engine(sync_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        try:
+            conn = engine.connect()
+        except Exception:  # the named database itself is missing: ask the server's own
+            engine.dispose()
+            maintenance = parsed.set(database="postgres").render_as_string(hide_password=False)
+            engine = sync_engine(sync_url(maintenance), isolation_level="AUTOCOMMIT")
+            conn = engine.connect()
+        with conn:
+            found = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).scalar()
+            if not found:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def shared_dir(factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder every worker of this run sees (the run's temporary root under xdist)."""
+    root = factory.getbasetemp()
+    folder = (root.parent if WORKER else root) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _reset_postgres(url: str) -> None:
@@ -54,9 +99,10 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def database_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """A fresh, migrated database for one test."""
     if ON_POSTGRES:
-        _reset_postgres(POSTGRES_URL)
-        upgrade(POSTGRES_URL)
-        return POSTGRES_URL
+        url = per_worker(POSTGRES_URL)
+        _reset_postgres(url)
+        upgrade(url)
+        return url
     target = tmp_path / "atombot.db"
     # Every connection to the template is closed, so its WAL is folded into the one file.
     shutil.copyfile(request.getfixturevalue("migrated_sqlite"), target)
@@ -86,10 +132,15 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def parser(tmp_path_factory: pytest.TempPathFactory) -> IntentClassifier:
     """The real intent classifier (all-MiniLM-L6-v2 + head on the default intents file)."""
+    from filelock import FileLock
+
     from models.intents import IntentClassifier
 
-    cache = Path(os.environ.get("ATOMBOT_TEST_CACHE", tmp_path_factory.mktemp("intents")))
-    return IntentClassifier.load_or_train(intents_path=None, cache_dir=cache / "intents")
+    cache = Path(os.environ.get("ATOMBOT_TEST_CACHE") or shared_dir(tmp_path_factory, "cls"))
+    cache.mkdir(parents=True, exist_ok=True)
+    # One worker trains, the others wait and load what it saved.
+    with FileLock(str(cache / "intents.lock")):
+        return IntentClassifier.load_or_train(intents_path=None, cache_dir=cache / "intents")
 
 
 @pytest.fixture(scope="session")
@@ -127,6 +178,7 @@ def postgres_url() -> str:
         else os.environ.get("ATOMBOT_TEST_POSTGRES_URL", DEFAULT_TEST_POSTGRES)
     )
     try:
+        url = per_worker(url)
         _reset_postgres(url)
     except Exception as exc:  # the server is down or absent on this machine
         if (

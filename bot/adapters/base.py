@@ -161,9 +161,20 @@ class StreamingAdapter(Protocol):
         ...
 
     async def stream_stop(
-        self, target: Target, stream_id: str, view: View, *, client_id: str
+        self,
+        target: Target,
+        stream_id: str,
+        view: View,
+        *,
+        client_id: str,
+        rest: str | None = None,
     ) -> str:
         """Finish the stream with the final ``view`` (its buttons included); returns the id of
         the message that now holds the result. Calling it again for a stream already stopped
-        returns the same id (a restart may repeat it)."""
+        returns the same id (a restart may repeat it).
+
+        ``rest`` is given when what was streamed is the start of the one result, exactly as
+        the view shows it: the text still missing (maybe empty). The platform may then finish
+        the stream in place (the rest, then the view's titles and buttons) instead of
+        replacing it with the view."""
         ...

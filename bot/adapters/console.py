@@ -305,7 +305,13 @@ class ConsoleAdapter:
         self._stream_text(update.delta)
 
     async def stream_stop(
-        self, target: Target, stream_id: str, view: View, *, client_id: str
+        self,
+        target: Target,
+        stream_id: str,
+        view: View,
+        *,
+        client_id: str,
+        rest: str | None = None,
     ) -> str:
         """End the streamed text's line and print the final view (once per stream)."""
         if stream_id in self._stopped:

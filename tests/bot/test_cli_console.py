@@ -52,6 +52,7 @@ def env(database_url: str, data_dir: Path, tiny_model: Path) -> dict[str, str]:
         "ATOMBOT_DATA_DIR": str(data_dir),
         "ATOMBOT_MODEL": str(tiny_model),
         "ATOMBOT_POLL_SECONDS": "0.1",
+        "ATOMBOT_OPS_PORT": "0",
         "HF_HUB_OFFLINE": "1",
     }
 

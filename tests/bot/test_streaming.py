@@ -40,6 +40,7 @@ class StreamingPlatform:
     stopped: dict[str, str] = field(default_factory=dict)
     unavailable_on: set[str] = field(default_factory=set)
     crash_after: set[str] = field(default_factory=set)
+    rests: list[str | None] = field(default_factory=list)
 
     async def start(self, services: Services) -> None: ...
     async def stop(self) -> None: ...
@@ -78,12 +79,19 @@ class StreamingPlatform:
         self._maybe_crash("append")
 
     async def stream_stop(
-        self, target: Target, stream_id: str, view: View, *, client_id: str
+        self,
+        target: Target,
+        stream_id: str,
+        view: View,
+        *,
+        client_id: str,
+        rest: str | None = None,
     ) -> str:
         if stream_id in self.stopped:  # idempotent, as the protocol asks
             return self.stopped[stream_id]
         self._maybe_refuse("stop", f"msg-{stream_id}")
         self.calls.append(("stop", view))
+        self.rests.append(rest)
         self.stopped[stream_id] = f"msg-{stream_id}"
         self._maybe_crash("stop")
         return self.stopped[stream_id]
@@ -153,6 +161,8 @@ async def test_a_result_streams_start_appends_stop_and_the_final_view_replaces_i
     assert [b.action.value for b in final.buttons[0]] == ["up", "down", "regen"]
     shown = await delivery(repo)
     assert shown.stream_state == CLOSED and shown.message_id == "msg-s1" and shown.done
+    # The stream showed the start of the one result: the stop may finish it in place.
+    assert platform.rests == [" is late."]
 
 
 async def test_a_two_task_request_shows_a_plan_whose_statuses_change_in_order(
@@ -188,6 +198,7 @@ async def test_a_two_task_request_shows_a_plan_whose_statuses_change_in_order(
     assert [u.text for u in updates(platform)] == ["", "One", "One done.", "One done.\n\nTwo"]
     (final,) = platform.views("stop")
     assert "One done." in final.text and "Two done." in final.text
+    assert platform.rests == [None], "a plan of several is replaced by the whole view"
 
 
 async def test_an_expired_stream_falls_back_to_edits_of_its_message_and_loses_nothing(

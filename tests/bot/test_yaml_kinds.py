@@ -356,6 +356,7 @@ def test_a_yaml_only_kind_runs_end_to_end_through_the_console(
         "ATOMBOT_INTENTS": str(team_intents),
         "ATOMBOT_MODEL": str(tiny_model),
         "ATOMBOT_POLL_SECONDS": "0.1",
+        "ATOMBOT_OPS_PORT": "0",
         "HF_HUB_OFFLINE": "1",
     }
 

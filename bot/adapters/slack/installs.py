@@ -169,11 +169,19 @@ class SlackInstalls(SlackStreams):
             await super().edit(target, message_id, view)
 
     async def stream_stop(
-        self, target: Target, stream_id: str, view: View, *, client_id: str
+        self,
+        target: Target,
+        stream_id: str,
+        view: View,
+        *,
+        client_id: str,
+        rest: str | None = None,
     ) -> str:
         """:meth:`SlackStreams.stream_stop` with the token of the target's workspace."""
         async with self.workspace(target.tenant):
-            return await super().stream_stop(target, stream_id, view, client_id=client_id)
+            return await super().stream_stop(
+                target, stream_id, view, client_id=client_id, rest=rest
+            )
 
     # ------------------------------------------------------------------ installs, removals
 

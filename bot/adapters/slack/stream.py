@@ -24,7 +24,7 @@ from bot.adapters.slack.assistant import pane_finish, pane_follow, pane_posted
 from bot.adapters.slack.core import SLACK_ERRORS, delivery_error, slack_error
 from bot.adapters.slack.outbound import SlackOutbound, post_metadata, split_id
 from bot.texts import detect_locale, t
-from bot.types import Action, PlanItem, PlanStatus, StreamUpdate, Target, View
+from bot.types import Action, PlanItem, PlanStatus, Section, StreamUpdate, Target, View
 
 log = logging.getLogger(__name__)
 
@@ -230,22 +230,50 @@ class SlackStreams(SlackOutbound):
             await pane_finish(self, target)
 
     async def stream_stop(
-        self, target: Target, stream_id: str, view: View, *, client_id: str
+        self,
+        target: Target,
+        stream_id: str,
+        view: View,
+        *,
+        client_id: str,
+        rest: str | None = None,
     ) -> str:
-        """End the stream, then put the final ``view`` in its message (sections, Slack's
-        native 👍/👎, Regenerate / Cancel): the result replaces what was streamed, whole.
+        """End the stream with the final ``view`` (sections, Slack's native 👍/👎,
+        Regenerate / Cancel).
 
-        A stream Slack already ended (expired, stopped before a restart) is simply
-        finished with the edit; the same id comes back every time.
+        When the stream holds the start of the one result (``rest`` given), the stop itself
+        appends the rest and puts the titles and buttons below it, as Slack's own assistants
+        finish a stream: one call. Otherwise the stop is followed by a ``chat.update`` that
+        replaces what was streamed with the view, whole. A stream Slack already ended
+        (expired, stopped before a restart) is finished with that edit; the same id comes
+        back every time.
         """
         channel, ts = split_id(stream_id)
+        finish: dict[str, Any] = {}
+        if rest is not None:
+            pieces = text_pieces(rest)
+            if len(pieces) > 1:
+                await self._append_all(channel, ts, "".join(pieces[:-1]), [], message_id=stream_id)
+            tail = View(
+                sections=tuple(Section(text="", title=s.title) for s in view.sections),
+                buttons=view.buttons,
+            )
+            finish["blocks"] = await self._blocks(tail, native_feedback=True)
+            if pieces:
+                finish["markdown_text"] = pieces[-1]
         try:
             await self._raw_call(
-                "chat.stopStream", channel=channel, ts=ts, metadata=post_metadata(client_id)
+                "chat.stopStream",
+                channel=channel,
+                ts=ts,
+                metadata=post_metadata(client_id),
+                **finish,
             )
         except SLACK_ERRORS as exc:
             if slack_error(exc) not in STREAM_OVER:
                 raise delivery_error("chat.stopStream", exc) from exc
-        await self._update(target, stream_id, view, native_feedback=True)
+            finish = {}  # already over: only an edit can show the result now
+        if not finish:
+            await self._update(target, stream_id, view, native_feedback=True)
         await pane_finish(self, target)
         return stream_id

@@ -353,7 +353,13 @@ class TelegramAdapter:
         await self.out.draft(target, _draft_id(stream_id), update)
 
     async def stream_stop(
-        self, target: Target, stream_id: str, view: View, *, client_id: str
+        self,
+        target: Target,
+        stream_id: str,
+        view: View,
+        *,
+        client_id: str,
+        rest: str | None = None,
     ) -> str:
         """Persist the result: one ``sendMessage`` with the view's buttons (split like
         :meth:`send`); a repeated stop for ``client_id`` returns the same message id.

@@ -99,6 +99,61 @@ async def test_a_result_streams_start_appends_stop_then_shows_the_whole_result(
     assert (start["recipient_user_id"], start["recipient_team_id"]) == (ANA, slack.fake.team_id)
 
 
+async def test_a_stream_holding_the_start_of_the_result_is_finished_in_place_in_one_call(
+    slack: Slack,
+) -> None:
+    target = in_thread(slack)
+    stream_id = await slack.adapter.stream_start(
+        target,
+        StreamUpdate(plan=one_task(""), text="Dear Dana,", delta="Dear Dana,"),
+        client_id="c1",
+    )
+    updates_before = len(slack.fake.calls_to("chat.update"))
+
+    await slack.adapter.stream_stop(
+        target,
+        stream_id,
+        result_view("Dear Dana, the shipment is late."),
+        client_id="c2",
+        rest=" the shipment is late.",
+    )
+
+    message = stream_message(slack, stream_id)
+    assert message.stream is not None and message.stream.state == "stopped"
+    assert message.stream.markdown == "Dear Dana, the shipment is late."
+    assert [m for m, _ in message.stream.calls] == ["chat.startStream", "chat.stopStream"]
+    assert len(slack.fake.calls_to("chat.update")) == updates_before, "no replacing edit"
+    # Below the text: the title, Slack's 👍/👎 and Regenerate; the text is not repeated.
+    assert validate_blocks(message.blocks) == []
+    assert "Email draft #7" in str(message.blocks)
+    assert "shipment" not in str(message.blocks)
+    assert any(b["type"] == "context_actions" for b in message.blocks)
+
+
+async def test_a_stream_that_expired_before_its_in_place_finish_is_edited_to_the_result(
+    slack: Slack,
+) -> None:
+    target = in_thread(slack)
+    stream_id = await slack.adapter.stream_start(
+        target,
+        StreamUpdate(plan=one_task(""), text="Dear Dana,", delta="Dear Dana,"),
+        client_id="c1",
+    )
+    slack.fake.expire_streams()
+
+    await slack.adapter.stream_stop(
+        target,
+        stream_id,
+        result_view("Dear Dana, the shipment is late."),
+        client_id="c2",
+        rest=" the shipment is late.",
+    )
+
+    message = stream_message(slack, stream_id)
+    assert "Dear Dana, the shipment is late." in message.text
+    assert slack.fake.calls_to("chat.update", ok=True)
+
+
 async def test_text_over_twelve_thousand_characters_goes_in_pieces_and_nothing_is_lost(
     slack: Slack,
 ) -> None:
