@@ -99,24 +99,35 @@ async def test_a_result_streams_start_appends_stop_then_shows_the_whole_result(
     assert (start["recipient_user_id"], start["recipient_team_id"]) == (ANA, slack.fake.team_id)
 
 
-async def test_a_stream_holding_the_start_of_the_result_is_finished_in_place_in_one_call(
-    slack: Slack,
-) -> None:
-    target = in_thread(slack)
-    stream_id = await slack.adapter.stream_start(
+async def dana_stream(bot: Slack) -> tuple[Target, str]:
+    """A stream opened in a fresh thread with the first words of the Dana draft."""
+    target = in_thread(bot)
+    stream_id = await bot.adapter.stream_start(
         target,
         StreamUpdate(plan=one_task(""), text="Dear Dana,", delta="Dear Dana,"),
         client_id="c1",
     )
-    updates_before = len(slack.fake.calls_to("chat.update"))
+    return target, stream_id
 
-    await slack.adapter.stream_stop(
+
+async def finish_in_place(bot: Slack, target: Target, stream_id: str) -> None:
+    """Stop the Dana stream as the core does when it holds the start of the one result."""
+    await bot.adapter.stream_stop(
         target,
         stream_id,
         result_view("Dear Dana, the shipment is late."),
         client_id="c2",
         rest=" the shipment is late.",
     )
+
+
+async def test_a_stream_holding_the_start_of_the_result_is_finished_in_place_in_one_call(
+    slack: Slack,
+) -> None:
+    target, stream_id = await dana_stream(slack)
+    updates_before = len(slack.fake.calls_to("chat.update"))
+
+    await finish_in_place(slack, target, stream_id)
 
     message = stream_message(slack, stream_id)
     assert message.stream is not None and message.stream.state == "stopped"
@@ -133,21 +144,10 @@ async def test_a_stream_holding_the_start_of_the_result_is_finished_in_place_in_
 async def test_a_stream_that_expired_before_its_in_place_finish_is_edited_to_the_result(
     slack: Slack,
 ) -> None:
-    target = in_thread(slack)
-    stream_id = await slack.adapter.stream_start(
-        target,
-        StreamUpdate(plan=one_task(""), text="Dear Dana,", delta="Dear Dana,"),
-        client_id="c1",
-    )
+    target, stream_id = await dana_stream(slack)
     slack.fake.expire_streams()
 
-    await slack.adapter.stream_stop(
-        target,
-        stream_id,
-        result_view("Dear Dana, the shipment is late."),
-        client_id="c2",
-        rest=" the shipment is late.",
-    )
+    await finish_in_place(slack, target, stream_id)
 
     message = stream_message(slack, stream_id)
     assert "Dear Dana, the shipment is late." in message.text
